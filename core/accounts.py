@@ -1,0 +1,104 @@
+"""Accounts (one client's analytics account, "ЛК"), their admin users and Data API tokens."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from core.crypto import new_token, sha256_hex
+from core.db import utcnow
+from core.models import Account, ApiToken, User
+
+API_TOKEN_PREFIX = "cs_"
+
+
+class AccountError(ValueError):
+    pass
+
+
+def ensure_first_account(session: Session, name: str = "Мой аккаунт") -> Account:
+    """The first start creates one account; later starts find it."""
+    account = session.scalar(sa.select(Account).order_by(Account.id).limit(1))
+    if account is None:
+        account = Account(name=name)
+        session.add(account)
+        session.flush()
+    return account
+
+
+def create_account(session: Session, name: str) -> Account:
+    account = Account(name=name.strip() or "Аккаунт")
+    session.add(account)
+    session.flush()
+    return account
+
+
+def normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
+        raise AccountError(f"not an email address: {email!r}")
+    return email
+
+
+def set_user(session: Session, account_id: int, email: str, password: str) -> User:
+    """Create the user, or reset the password of an existing one (ADMIN_EMAIL on start, the CLI)."""
+    email = normalise_email(email)
+    if not password or len(password) < 8:
+        raise AccountError("the password must be at least 8 characters")
+    user = session.scalar(sa.select(User).where(User.email == email))
+    if user is None:
+        user = User(account_id=account_id, email=email, password_hash="")
+        session.add(user)
+    user.password_hash = generate_password_hash(password)
+    user.failed_logins = 0
+    user.is_active = True
+    session.flush()
+    return user
+
+
+def check_password(user: User, password: str) -> bool:
+    return bool(user.password_hash) and check_password_hash(user.password_hash, password or "")
+
+
+def create_api_token(session: Session, account_id: int, name: str) -> tuple[ApiToken, str]:
+    """Returns the row and the token itself: it is shown once and only its hash is kept."""
+    name = (name or "").strip()
+    if not name:
+        raise AccountError("give the token a name")
+    plaintext = API_TOKEN_PREFIX + new_token(32)
+    token = ApiToken(account_id=account_id, name=name[:200], token_hash=sha256_hex(plaintext), prefix=plaintext[:10])
+    session.add(token)
+    session.flush()
+    return token, plaintext
+
+
+def authenticate_api_token(session: Session, plaintext: str) -> ApiToken | None:
+    if not plaintext or len(plaintext) > 200:
+        return None
+    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == sha256_hex(plaintext)))
+    if token is None or token.revoked_at is not None:
+        return None
+    now = utcnow()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        token.last_used_at = now
+    return token
+
+
+def revoke_api_token(session: Session, account_id: int, token_id: int) -> bool:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.account_id != account_id:
+        return False
+    token.revoked_at = utcnow()
+    return True
+
+
+def bootstrap(session: Session, admin_email: str | None, admin_password: str | None) -> tuple[Account, User | None]:
+    """First start: one account, and the ADMIN_EMAIL user if it does not exist yet (an existing
+    user's password is never overwritten from the environment)."""
+    account = ensure_first_account(session)
+    created = None
+    if admin_email and admin_password:
+        email = normalise_email(admin_email)
+        if session.scalar(sa.select(User).where(User.email == email)) is None:
+            created = set_user(session, account.id, email, admin_password)
+    return account, created

@@ -1,0 +1,114 @@
+"""Where a finished chat came from: (1) the visitor session named in the amoCRM custom field, when it
+exists in this account; else (2) the messenger mapping for the talk's origin; else (3) the default of
+the integration's traffic type. Every answer carries a human-readable reason (Russian, as the UI)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from core.messengers import messenger_name
+from core.models import Campaign, Integration, MessengerMapping, Site, Source, VisitorSession
+
+_SESSION_ID = re.compile(r"^\s*#?(\d{1,18})\s*$")
+
+
+@dataclass
+class Attribution:
+    kind: str  # session | messenger | default
+    reason: str
+    session: VisitorSession | None = None
+    site_id: int | None = None
+    campaign_id: int | None = None
+    source_id: int | None = None
+
+
+def parse_session_id(raw: str | None) -> int | None:
+    if not raw:
+        return None
+    m = _SESSION_ID.match(raw)
+    return int(m.group(1)) if m else None
+
+
+def _name(session: Session, model, id_: int | None) -> str:
+    if not id_:
+        return "—"
+    row = session.get(model, id_)
+    return f"«{row.name}»" if row is not None else f"#{id_} (удалена)"
+
+
+def _describe(session: Session, campaign_id, source_id, site_id) -> str:
+    if campaign_id:
+        return f"РК {_name(session, Campaign, campaign_id)}"
+    parts = []
+    if source_id:
+        parts.append(f"источник {_name(session, Source, source_id)}")
+    if site_id:
+        site = session.get(Site, site_id)
+        parts.append(f"сайт {site.name if site else '#' + str(site_id)}")
+    return ", ".join(parts) or "не задано"
+
+
+def attribute(
+    session: Session,
+    integration: Integration,
+    *,
+    session_field_value: str | None,
+    origin: str | None,
+    mappings: dict[str, MessengerMapping] | None = None,
+) -> Attribution:
+    notes = []
+    session_id = parse_session_id(session_field_value)
+    if session_field_value and session_id is None:
+        notes.append(f"в поле сессии не число ({session_field_value[:40]!r})")
+    if session_id is not None:
+        vs = session.get(VisitorSession, session_id)
+        if vs is not None and vs.account_id == integration.account_id:
+            return Attribution(
+                kind="session",
+                reason=f"Сессия {vs.id} из поля amoCRM: {_describe(session, vs.campaign_id, vs.source_id, vs.site_id)}",
+                session=vs,
+                site_id=vs.site_id,
+                campaign_id=vs.campaign_id,
+                source_id=vs.source_id,
+            )
+        notes.append(f"сессия {session_id} не найдена в аккаунте")
+    elif not session_field_value:
+        notes.append("поле сессии пусто")
+
+    if mappings is None:
+        mappings = {m.origin: m for m in integration.mappings}
+    mapping = mappings.get(origin or "")
+    if mapping is not None:
+        site_id = mapping.site_id
+        if mapping.campaign_id and not site_id:
+            campaign = session.get(Campaign, mapping.campaign_id)
+            site_id = campaign.site_id if campaign else None
+        return Attribution(
+            kind="messenger",
+            reason=f"{'; '.join(notes).capitalize()}. Мессенджер {messenger_name(origin)}: "
+            f"{_describe(session, mapping.campaign_id, mapping.source_id, mapping.site_id)}",
+            site_id=site_id,
+            campaign_id=mapping.campaign_id,
+            source_id=mapping.source_id,
+        )
+
+    if origin:
+        notes.append(f"для мессенджера {messenger_name(origin)} нет соответствия")
+    if integration.traffic_type == "campaign":
+        campaign_id = integration.default_campaign_id
+        campaign = session.get(Campaign, campaign_id) if campaign_id else None
+        return Attribution(
+            kind="default",
+            reason=f"{'; '.join(notes).capitalize()}. По умолчанию: {_describe(session, campaign_id, None, None)}",
+            site_id=campaign.site_id if campaign else None,
+            campaign_id=campaign_id if campaign else None,
+        )
+    return Attribution(
+        kind="default",
+        reason=f"{'; '.join(notes).capitalize()}. По умолчанию: "
+        f"{_describe(session, None, integration.default_source_id, integration.default_site_id)}",
+        site_id=integration.default_site_id,
+        source_id=integration.default_source_id,
+    )

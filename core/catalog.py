@@ -1,0 +1,132 @@
+"""The account's dictionaries: sites, sources and ad campaigns. Every lookup is scoped to an account."""
+from __future__ import annotations
+
+import re
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.conditions import ConditionError, validate_conditions
+from core.models import Campaign, Site, Source
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*$")
+
+
+class ValidationFailed(ValueError):
+    """Bad input from a person: `field` names what to fix."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(LookupError):
+    pass
+
+
+def get_owned(session: Session, model, account_id: int, id_) -> object:
+    """The row if it exists in this account; other accounts' rows are as good as absent."""
+    try:
+        id_ = int(id_)
+    except (TypeError, ValueError):
+        raise NotFound(f"{model.__tablename__[:-1]} {id_!r} not found")
+    row = session.get(model, id_)
+    if row is None or row.account_id != account_id:
+        raise NotFound(f"{model.__tablename__[:-1]} {id_} not found")
+    return row
+
+
+def _name(value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("name is required", "name")
+    if len(value.strip()) > 200:
+        raise ValidationFailed("name is longer than 200 characters", "name")
+    return value.strip()
+
+
+def _priority(value) -> int:
+    if value is None:
+        return 100
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_000_000:
+        raise ValidationFailed("priority must be a whole number from 0 to 1000000 (lower goes first)", "priority")
+    return value
+
+
+def _conditions(value) -> list:
+    try:
+        return validate_conditions(value if value is not None else [])
+    except ConditionError as exc:
+        raise ValidationFailed(str(exc), "conditions") from exc
+
+
+def normalise_domain(value) -> str:
+    if not isinstance(value, str):
+        raise ValidationFailed("domain is required, e.g. example.ru", "domain")
+    domain = value.strip().lower()
+    domain = re.sub(r"^https?://", "", domain).split("/")[0].split(":")[0]
+    if domain.startswith("www."):
+        domain = domain[4:]
+    try:
+        domain = domain.encode("idna").decode()
+    except UnicodeError:
+        raise ValidationFailed(f"{value!r} is not a domain name", "domain")
+    if not _DOMAIN.match(domain):
+        raise ValidationFailed(f"{value!r} is not a domain name, e.g. example.ru", "domain")
+    return domain
+
+
+def create_site(session: Session, account_id: int, name, domain) -> Site:
+    site = Site(account_id=account_id, name=_name(name), domain=normalise_domain(domain), site_key=secrets.token_hex(12))
+    session.add(site)
+    session.flush()
+    return site
+
+
+def create_source(session: Session, account_id: int, name, priority=None, conditions=None) -> Source:
+    source = Source(account_id=account_id, name=_name(name), priority=_priority(priority), conditions=_conditions(conditions))
+    session.add(source)
+    session.flush()
+    return source
+
+
+def create_campaign(session: Session, account_id: int, name, site_id, priority=None, conditions=None) -> Campaign:
+    if site_id is None:
+        raise ValidationFailed("site_id is required: an ad campaign belongs to a site", "site_id")
+    try:
+        site = get_owned(session, Site, account_id, site_id)
+    except NotFound:
+        raise ValidationFailed(f"site {site_id} does not exist in this account", "site_id")
+    campaign = Campaign(
+        account_id=account_id, site_id=site.id, name=_name(name), priority=_priority(priority), conditions=_conditions(conditions)
+    )
+    session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def list_rows(session: Session, model, account_id: int, limit: int = 100, offset: int = 0):
+    order = [model.priority, model.id] if hasattr(model, "priority") else [model.id]
+    query = sa.select(model).where(model.account_id == account_id)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = list(session.scalars(query.order_by(*order).limit(limit).offset(offset)))
+    return rows, total
+
+
+def site_to_dict(site: Site) -> dict:
+    return {"id": site.id, "name": site.name, "domain": site.domain, "site_key": site.site_key}
+
+
+def source_to_dict(source: Source) -> dict:
+    return {"id": source.id, "name": source.name, "priority": source.priority, "conditions": source.conditions or []}
+
+
+def campaign_to_dict(campaign: Campaign) -> dict:
+    return {
+        "id": campaign.id,
+        "name": campaign.name,
+        "site_id": campaign.site_id,
+        "priority": campaign.priority,
+        "conditions": campaign.conditions or [],
+    }

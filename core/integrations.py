@@ -1,0 +1,298 @@
+"""Integrations: an account's amoCRM connections and their attribution settings (spec steps 1–7).
+
+The Data API and the admin call these same functions.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.amocrm.errors import HostNotAllowed
+from core.amocrm.hosts import check_url
+from core.catalog import NotFound, ValidationFailed, get_owned
+from core.crypto import new_token, sha256_hex
+from core.models import Campaign, Integration, MessengerMapping, Site, Source
+from core.services import Services
+
+YOURDOMAIN = "YOURDOMAIN"
+DEFAULT_AMOCRM_URL = f"https://{YOURDOMAIN}.amocrm.ru"
+DEFAULT_TOKEN_URL = f"https://{YOURDOMAIN}.amocrm.ru/oauth2/access_token"
+TRAFFIC_TYPES = ("campaign", "source_site")
+FIELD_ENTITIES = ("leads", "contacts")
+
+
+class ActivationBlocked(ValidationFailed):
+    """Cannot be active yet; `missing` lists what to do first."""
+
+    def __init__(self, missing: list[str]):
+        self.missing = missing
+        super().__init__("cannot activate the integration: " + "; ".join(missing), "is_active")
+
+
+def _new_webhook_token(integration: Integration, services: Services) -> str:
+    token = new_token(32)
+    integration.webhook_token_hash = sha256_hex(token)
+    integration.webhook_token_enc = services.secrets.encrypt(token)
+    return token
+
+
+def create_integration(session: Session, services: Services, account_id: int, data: dict) -> Integration:
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("name is required (Название авторизации)", "name")
+    integration = Integration(
+        account_id=account_id,
+        name=name.strip()[:200],
+        amocrm_url=DEFAULT_AMOCRM_URL,
+        token_url=DEFAULT_TOKEN_URL,
+        client_id=services.settings.amocrm_client_id,
+        client_secret_enc=services.secrets.encrypt(services.settings.amocrm_client_secret or None),
+        traffic_type="campaign",
+        session_field_entity="leads",
+        status="new",
+        is_active=False,
+        token_version=0,
+    )
+    _new_webhook_token(integration, services)
+    session.add(integration)
+    session.flush()
+    update_integration(session, services, integration, {k: v for k, v in data.items() if k != "name"})
+    return integration
+
+
+def _url(value, field: str, services: Services, path_hint: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{field} is required", field)
+    value = value.strip().rstrip("/")
+    if YOURDOMAIN.lower() in value.lower():
+        return value  # allowed while drafting; connecting will say to replace it
+    try:
+        return check_url(value, services.settings.amocrm_allowed_hosts)
+    except HostNotAllowed as exc:
+        raise ValidationFailed(f"{field}: {exc}", field) from exc
+
+
+def _optional_owned(session, model, account_id, value, field):
+    if value is None:
+        return None
+    try:
+        return get_owned(session, model, account_id, value).id
+    except NotFound:
+        raise ValidationFailed(f"{field}: {value} does not exist in this account", field)
+
+
+def update_integration(session: Session, services: Services, integration: Integration, data: dict) -> Integration:
+    """PATCH semantics: only the keys given change. Activation is checked last, on the result."""
+    known = {
+        "name", "amocrm_url", "token_url", "client_id", "client_secret", "session_field_id", "session_field_name",
+        "session_field_entity", "traffic_type", "default_campaign_id", "default_source_id", "default_site_id",
+        "messenger_mappings", "is_active",
+    }
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationFailed(f"unknown or read-only field(s): {', '.join(unknown)}", unknown[0])
+    account_id = integration.account_id
+    if "name" in data:
+        if not isinstance(data["name"], str) or not data["name"].strip():
+            raise ValidationFailed("name cannot be empty", "name")
+        integration.name = data["name"].strip()[:200]
+    if "amocrm_url" in data:
+        integration.amocrm_url = _url(data["amocrm_url"], "amocrm_url", services, "")
+    if "token_url" in data:
+        integration.token_url = _url(data["token_url"], "token_url", services, "/oauth2/access_token")
+    if "client_id" in data:
+        if not isinstance(data["client_id"], str):
+            raise ValidationFailed("client_id must be a string", "client_id")
+        integration.client_id = data["client_id"].strip()[:200]
+    if "client_secret" in data:
+        if not isinstance(data["client_secret"], str):
+            raise ValidationFailed("client_secret must be a string", "client_secret")
+        integration.client_secret_enc = services.secrets.encrypt(data["client_secret"].strip() or None)
+    if "session_field_entity" in data:
+        if data["session_field_entity"] not in FIELD_ENTITIES:
+            raise ValidationFailed("session_field_entity must be 'leads' or 'contacts'", "session_field_entity")
+        integration.session_field_entity = data["session_field_entity"]
+    if "session_field_id" in data:
+        value = data["session_field_id"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ValidationFailed("session_field_id must be an amoCRM custom field id (a positive number) or null", "session_field_id")
+        integration.session_field_id = value
+    if "session_field_name" in data:
+        integration.session_field_name = (data["session_field_name"] or None) and str(data["session_field_name"])[:300]
+    if "traffic_type" in data:
+        if data["traffic_type"] not in TRAFFIC_TYPES:
+            raise ValidationFailed("traffic_type must be 'campaign' or 'source_site'", "traffic_type")
+        integration.traffic_type = data["traffic_type"]
+    if "default_campaign_id" in data:
+        integration.default_campaign_id = _optional_owned(session, Campaign, account_id, data["default_campaign_id"], "default_campaign_id")
+    if "default_source_id" in data:
+        integration.default_source_id = _optional_owned(session, Source, account_id, data["default_source_id"], "default_source_id")
+    if "default_site_id" in data:
+        integration.default_site_id = _optional_owned(session, Site, account_id, data["default_site_id"], "default_site_id")
+    if "messenger_mappings" in data:
+        set_mappings(session, integration, data["messenger_mappings"])
+    if "is_active" in data:
+        if not isinstance(data["is_active"], bool):
+            raise ValidationFailed("is_active must be true or false", "is_active")
+        if data["is_active"]:
+            missing = activation_problems(session, integration)
+            if missing:
+                raise ActivationBlocked(missing)
+        integration.is_active = data["is_active"]
+    session.flush()
+    return integration
+
+
+def set_mappings(session: Session, integration: Integration, raw) -> None:
+    if not isinstance(raw, list):
+        raise ValidationFailed("messenger_mappings must be a list of {origin, campaign_id | source_id + site_id}", "messenger_mappings")
+    seen = {}
+    for i, item in enumerate(raw):
+        where = f"messenger_mappings[{i}]"
+        if not isinstance(item, dict):
+            raise ValidationFailed(f"{where} must be an object", "messenger_mappings")
+        origin = item.get("origin")
+        if not isinstance(origin, str) or not origin.strip() or len(origin) > 100:
+            raise ValidationFailed(f"{where}.origin is required (the amoCRM talk origin, e.g. telegram)", "messenger_mappings")
+        origin = origin.strip()
+        if origin in seen:
+            raise ValidationFailed(f"{where}: origin {origin!r} is mapped twice", "messenger_mappings")
+        campaign_id = _optional_owned(session, Campaign, integration.account_id, item.get("campaign_id"), f"{where}.campaign_id")
+        source_id = _optional_owned(session, Source, integration.account_id, item.get("source_id"), f"{where}.source_id")
+        site_id = _optional_owned(session, Site, integration.account_id, item.get("site_id"), f"{where}.site_id")
+        if not campaign_id and not (source_id and site_id):
+            raise ValidationFailed(f"{where}: give a campaign_id, or a source_id and a site_id", "messenger_mappings")
+        if campaign_id and (source_id or site_id):
+            raise ValidationFailed(f"{where}: give a campaign_id or a source + site, not both", "messenger_mappings")
+        seen[origin] = (campaign_id, source_id, site_id)
+    existing = {m.origin: m for m in integration.mappings}
+    for origin, mapping in existing.items():
+        if origin not in seen:
+            integration.mappings.remove(mapping)
+    for origin, (campaign_id, source_id, site_id) in seen.items():
+        mapping = existing.get(origin)
+        if mapping is None:
+            mapping = MessengerMapping(account_id=integration.account_id, origin=origin)
+            integration.mappings.append(mapping)
+        mapping.campaign_id, mapping.source_id, mapping.site_id = campaign_id, source_id, site_id
+
+
+def activation_problems(session: Session, integration: Integration) -> list[str]:
+    missing = []
+    if integration.status != "connected" or not integration.access_token_enc:
+        missing.append("connect the amoCRM account first (Подключить)" if integration.status != "needs_reauth"
+                       else "reconnect the amoCRM account: its authorisation was revoked")
+    if not integration.session_field_id:
+        missing.append("choose the session custom field (Кастомное поле для сессии)")
+    if integration.traffic_type == "campaign":
+        if not integration.default_campaign_id:
+            missing.append("choose the default ad campaign (Тип трафика)")
+    else:
+        if not integration.default_source_id:
+            missing.append("choose the default source (Тип трафика)")
+        if not integration.default_site_id:
+            missing.append("choose the default site (Тип трафика)")
+    return missing
+
+
+def get_integration(session: Session, account_id: int, integration_id) -> Integration:
+    return get_owned(session, Integration, account_id, integration_id)
+
+
+def list_integrations(session: Session, account_id: int) -> list[Integration]:
+    return list(session.scalars(sa.select(Integration).where(Integration.account_id == account_id).order_by(Integration.id)))
+
+
+def webhook_url(services: Services, integration: Integration) -> str:
+    return services.webhook_url(services.secrets.decrypt(integration.webhook_token_enc))
+
+
+def rotate_webhook_token(session: Session, services: Services, integration: Integration) -> str:
+    """A leaked webhook url can be replaced; the old one answers 404 from then on."""
+    token = _new_webhook_token(integration, services)
+    integration.webhook_registered_at = None
+    session.flush()
+    return services.webhook_url(token)
+
+
+def site_script(services: Services, integration: Integration) -> str | None:
+    """Spec step 7: installed below our main tracking code; hands our session id to the amoCRM chat
+    button (`amo_social_button` on amoCRM, `crm_plugin` on Kommo) in the chosen custom field."""
+    if not integration.session_field_id:
+        return None
+    entity = "lead" if integration.session_field_entity == "leads" else "contact"
+    config = json.dumps({"fieldId": integration.session_field_id, "entity": entity}, separators=(",", ":"))
+    return (
+        "<script>\n"
+        "(function (w) {\n"
+        f"  var cfg = {config}, sent = null;\n"
+        "  function meta(id) {\n"
+        "    var p = {}; p[cfg.entity] = {custom_fields: [{id: cfg.fieldId, values: [{value: String(id)}]}]};\n"
+        "    return p;\n"
+        "  }\n"
+        "  function push() {\n"
+        "    var cs = w.Chatsource, id = cs && cs.getSessionId && cs.getSessionId();\n"
+        "    var btn = w.amo_social_button || w.crm_plugin;\n"
+        "    if (!id || !btn || !btn.setMeta || id === sent) return;\n"
+        "    btn.setMeta(meta(id)); sent = id;\n"
+        "  }\n"
+        "  function start() {\n"
+        "    if (w.Chatsource && w.Chatsource.onReady) w.Chatsource.onReady(push);\n"
+        "    push(); var n = 0, t = setInterval(function () { push(); if (++n > 600) clearInterval(t); }, 1000);\n"
+        "  }\n"
+        "  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();\n"
+        "})(window);\n"
+        "</script>"
+    )
+
+
+def to_dict(services: Services, integration: Integration) -> dict:
+    return {
+        "id": integration.id,
+        "name": integration.name,
+        "amocrm_url": integration.amocrm_url,
+        "token_url": integration.token_url,
+        "client_id": integration.client_id,
+        "client_secret_set": bool(integration.client_secret_enc),
+        "status": integration.status,
+        "account": {"id": integration.amo_account_id, "subdomain": integration.amo_subdomain, "name": integration.amo_account_name}
+        if integration.amo_account_id
+        else None,
+        "token_expires_at": integration.token_expires_at.isoformat() if integration.token_expires_at else None,
+        "webhook_url": webhook_url(services, integration),
+        "webhook_registered": integration.webhook_registered_at is not None,
+        "session_field_id": integration.session_field_id,
+        "session_field_name": integration.session_field_name,
+        "session_field_entity": integration.session_field_entity,
+        "traffic_type": integration.traffic_type,
+        "default_campaign_id": integration.default_campaign_id,
+        "default_source_id": integration.default_source_id,
+        "default_site_id": integration.default_site_id,
+        "messenger_mappings": [
+            {"origin": m.origin, "campaign_id": m.campaign_id, "source_id": m.source_id, "site_id": m.site_id}
+            for m in integration.mappings
+        ],
+        "is_active": integration.is_active,
+        "last_error": integration.last_error,
+        "last_event_at": integration.last_event_at.isoformat() if integration.last_event_at else None,
+        "site_script": site_script(services, integration),
+    }
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def custom_fields(services: Services, integration: Integration) -> list[dict]:
+    """amoCRM's lead and contact custom fields (all pages), for the session-field select."""
+    from core.amocrm.client import AmoCrmClient
+
+    client = AmoCrmClient(services, integration.id)
+    result = []
+    for entity in FIELD_ENTITIES:
+        for f in client.list_custom_fields(entity):
+            result.append({"id": f.get("id"), "name": f.get("name"), "type": f.get("type"), "code": f.get("code"), "entity": entity})
+    return result

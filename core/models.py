@@ -1,0 +1,274 @@
+"""The data model. Every row belongs to an account (one client's analytics account, "ЛК")."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
+
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+CLICK_ID_FIELDS = ("gclid", "yclid", "fbclid")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(300))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    locale: Mapped[str | None] = mapped_column(sa.String(8))
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    account: Mapped[Account] = relationship()
+
+
+class ApiToken(Base):
+    """A Data API bearer token. Only its SHA-256 is stored; the prefix helps people tell tokens apart."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    domain: Mapped[str] = mapped_column(sa.String(253))
+    site_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Source(Base):
+    """A named traffic source (Yandex Direct, Google organic, Telegram…) with rules and a priority."""
+
+    __tablename__ = "sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    priority: Mapped[int] = mapped_column(default=100)
+    conditions: Mapped[list] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Campaign(Base):
+    """An ad campaign ("рекламная кампания") of a site, defined by condition groups."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    priority: Mapped[int] = mapped_column(default=100)
+    conditions: Mapped[list] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    site: Mapped[Site] = relationship()
+
+
+class VisitorSession(Base):
+    """A visit to a client's site as our tracking code sees it; its id goes into amoCRM's custom field."""
+
+    __tablename__ = "visitor_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    visitor_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    entrance_page: Mapped[str | None] = mapped_column(sa.Text)
+    referrer: Mapped[str | None] = mapped_column(sa.Text)
+    referrer_domain: Mapped[str | None] = mapped_column(sa.String(253))
+    search_engine: Mapped[str | None] = mapped_column(sa.String(50))
+    search_query: Mapped[str | None] = mapped_column(sa.Text)
+    utm_source: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(500))
+    gclid: Mapped[str | None] = mapped_column(sa.String(500))
+    yclid: Mapped[str | None] = mapped_column(sa.String(500))
+    fbclid: Mapped[str | None] = mapped_column(sa.String(500))
+    click_ids: Mapped[dict | None] = mapped_column(JSONType)
+    channel: Mapped[str] = mapped_column(sa.String(20), default="direct")
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="SET NULL"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="SET NULL"))
+    device: Mapped[str | None] = mapped_column(sa.String(20))
+    browser: Mapped[str | None] = mapped_column(sa.String(50))
+    ip_hash: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class Integration(Base):
+    """One amoCRM (Kommo) connection of an account: credentials, tokens, webhook and attribution settings."""
+
+    __tablename__ = "integrations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    amocrm_url: Mapped[str] = mapped_column(sa.String(500))
+    token_url: Mapped[str] = mapped_column(sa.String(500))
+    client_id: Mapped[str] = mapped_column(sa.String(200), default="")
+    client_secret_enc: Mapped[str | None] = mapped_column(sa.Text)
+    # The connected amoCRM account.
+    amo_account_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    amo_subdomain: Mapped[str | None] = mapped_column(sa.String(200))
+    amo_account_name: Mapped[str | None] = mapped_column(sa.String(300))
+    api_base_url: Mapped[str | None] = mapped_column(sa.String(500))
+    # OAuth tokens, encrypted; `token_version` is bumped on every write (compare-and-swap).
+    access_token_enc: Mapped[str | None] = mapped_column(sa.Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(sa.Text)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_version: Mapped[int] = mapped_column(default=0)
+    # The secret in our webhook url: looked up by hash, kept encrypted so the admin can see the url again.
+    webhook_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    webhook_token_enc: Mapped[str] = mapped_column(sa.Text)
+    webhook_registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    webhook_disabled: Mapped[bool] = mapped_column(default=False)
+    session_field_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    session_field_name: Mapped[str | None] = mapped_column(sa.String(300))
+    session_field_entity: Mapped[str] = mapped_column(sa.String(10), default="leads")
+    traffic_type: Mapped[str] = mapped_column(sa.String(20), default="campaign")
+    default_campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="SET NULL"))
+    default_source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="SET NULL"))
+    default_site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id", ondelete="SET NULL"))
+    is_active: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(20), default="new")  # new | connected | needs_reauth
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    mappings: Mapped[list["MessengerMapping"]] = relationship(
+        back_populates="integration", cascade="all, delete-orphan", order_by="MessengerMapping.origin"
+    )
+
+    __table_args__ = (
+        sa.CheckConstraint("traffic_type in ('campaign', 'source_site')", name="traffic_type"),
+        sa.CheckConstraint("session_field_entity in ('leads', 'contacts')", name="session_field_entity"),
+        sa.CheckConstraint("status in ('new', 'connected', 'needs_reauth')", name="status"),
+    )
+
+
+class MessengerMapping(Base):
+    """Chats from a messenger (a talk `origin`) go to this campaign, or this source + site."""
+
+    __tablename__ = "messenger_mappings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    origin: Mapped[str] = mapped_column(sa.String(100))
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="CASCADE"))
+    site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"))
+    integration: Mapped[Integration] = relationship(back_populates="mappings")
+    __table_args__ = (sa.UniqueConstraint("integration_id", "origin"),)
+
+
+class OAuthState(Base):
+    """A single-use nonce for the OAuth redirect, bound to one integration (no cookie needed)."""
+
+    __tablename__ = "oauth_states"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    state_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    return_to: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(Base):
+    """The inbox: one row per talk item amoCRM posted, stored before we answer 2xx.
+
+    status: received (waiting for a worker) → processing (claimed) → done; or skipped (not a closed
+    talk), ignored (integration inactive), parked (integration needs re-authorisation), failed
+    (retries ran out; replay from the admin or the API).
+    """
+
+    __tablename__ = "webhook_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    dedupe_key: Mapped[str] = mapped_column(sa.String(64))
+    entity: Mapped[str] = mapped_column(sa.String(20), default="talk")
+    action: Mapped[str] = mapped_column(sa.String(20))
+    talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    item: Mapped[dict] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(sa.String(20), default="received")
+    status_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    attempts: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(sa.String(32))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("requests.id", ondelete="SET NULL"))
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "dedupe_key"),
+        sa.Index("ix_webhook_events_integration_status", "integration_id", "status"),
+        sa.Index("ix_webhook_events_status_received", "status", "received_at"),
+    )
+
+
+class ChatRequest(Base):
+    """A request ("обращение"): one finished amoCRM chat with its contact and attribution."""
+
+    __tablename__ = "requests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    talk_id: Mapped[int] = mapped_column(sa.BigInteger)
+    chat_id: Mapped[str | None] = mapped_column(sa.String(100))
+    origin: Mapped[str | None] = mapped_column(sa.String(100))
+    channel: Mapped[str] = mapped_column(sa.String(30))
+    contact_name: Mapped[str | None] = mapped_column(sa.String(300))
+    phone: Mapped[str | None] = mapped_column(sa.String(40))
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    session_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("visitor_sessions.id", ondelete="SET NULL")
+    )
+    visitor_id: Mapped[str | None] = mapped_column(sa.String(64))
+    site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id", ondelete="SET NULL"))
+    campaign_id: Mapped[int | None] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="SET NULL"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="SET NULL"))
+    utm_source: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_medium: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_campaign: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_term: Mapped[str | None] = mapped_column(sa.String(500))
+    utm_content: Mapped[str | None] = mapped_column(sa.String(500))
+    referrer: Mapped[str | None] = mapped_column(sa.Text)
+    entrance_page: Mapped[str | None] = mapped_column(sa.Text)
+    attribution: Mapped[str] = mapped_column(sa.String(20))  # session | messenger | default
+    attribution_reason: Mapped[str] = mapped_column(sa.String(500))
+    amo_lead_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    amo_contact_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "talk_id"),
+        sa.Index("ix_requests_account_created", "account_id", "created_at"),
+        sa.CheckConstraint("attribution in ('session', 'messenger', 'default')", name="attribution"),
+    )

@@ -1,0 +1,196 @@
+"""Blocking sliding-log rate limiters shared by every process that talks to amoCRM.
+
+amoCRM allows 7 requests per second and answers repeated 429s with a 403 block of the account, so
+the guarantee we need is strict: **at most `limit` grants in ANY interval of `window_ms`**, across
+all processes. A per-wall-clock-second bucket (dramatiq's `WindowRateLimiter`) does not give that:
+it can grant `limit` at the end of one second and `limit` again at the start of the next.
+
+`RedisSlidingWindowLimiter` keeps, per key, a sorted set of grant timestamps taken from Redis `TIME`
+(one clock for every process) and decides in a single Lua script, so check-and-add is atomic.
+`LocalSlidingWindowLimiter` is the in-process equivalent for the single-process embedded mode.
+
+Both support `penalise(key, seconds)`: after amoCRM answered 429 with Retry-After, nobody gets a slot
+for that key until the penalty is over.
+"""
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+import uuid
+from typing import Callable, Protocol
+
+KEY_PREFIX = "chatsource:rl:"
+
+
+class RateLimitTimeout(Exception):
+    """No slot could be had before the deadline."""
+
+    def __init__(self, key: str, waited_s: float, retry_after_s: float | None = None):
+        self.key = key
+        self.waited_s = waited_s
+        self.retry_after_s = retry_after_s
+        hint = f"; next slot in about {retry_after_s:.1f}s" if retry_after_s is not None else ""
+        super().__init__(f"rate limit {key!r}: no slot after waiting {waited_s:.1f}s{hint}")
+
+
+class RateLimiter(Protocol):
+    def acquire(self, key: str, deadline_s: float = 60) -> None:
+        """Block until a slot for `key` is granted; raise `RateLimitTimeout` past `deadline_s`."""
+
+    def penalise(self, key: str, seconds: float) -> None:
+        """No slot for `key` is granted to anyone until `seconds` from now (extends, never shortens)."""
+
+
+class _BlockingMixin:
+    """`acquire` on top of `try_acquire(key) -> (granted, value)`.
+
+    `value` is the grant time (seconds, on the limiter's clock) when granted, else the seconds to
+    wait before a slot can be free."""
+
+    _sleep: Callable[[float], None]
+
+    def try_acquire(self, key: str) -> tuple[bool, float]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def acquire(self, key: str, deadline_s: float = 60) -> None:
+        start = time.monotonic()
+        while True:
+            granted, value = self.try_acquire(key)
+            if granted:
+                return None
+            waited = time.monotonic() - start
+            remaining = deadline_s - waited
+            if value > remaining:
+                # Sleeping until the deadline would not help: say so now.
+                raise RateLimitTimeout(key, waited, value)
+            # A little jitter so that waiters released together do not stampede in lockstep.
+            self._sleep(value + random.uniform(0, 0.005))
+
+
+# KEYS[1]: the log (ZSET of grant times in µs), KEYS[2]: the penalty marker (expires with PX).
+# ARGV[1]: limit, ARGV[2]: window in ms, ARGV[3]: a unique id for this attempt.
+# Returns {0, grant_time_us} when granted, else {1, ms_to_wait}.
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local penalty = redis.call('PTTL', KEYS[2])
+if penalty > 0 then
+  return {1, penalty}
+end
+local limit = tonumber(ARGV[1])
+local window_ms = tonumber(ARGV[2])
+local window = window_ms * 1000
+-- An entry exactly one window old no longer counts: grants are then >= window apart.
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window_ms + 1000)
+  return {0, now}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait_us = tonumber(oldest[2]) + window - now
+local wait_ms = math.floor((wait_us + 999) / 1000)
+if wait_ms < 1 then wait_ms = 1 end
+return {1, wait_ms}
+"""
+
+# KEYS[1]: the penalty marker. ARGV[1]: penalty in ms. Only ever lengthens the penalty.
+_PENALISE_LUA = """
+local ms = tonumber(ARGV[1])
+local current = redis.call('PTTL', KEYS[1])
+if current < ms then
+  redis.call('SET', KEYS[1], '1', 'PX', ms)
+  return 1
+end
+return 0
+"""
+
+
+class RedisSlidingWindowLimiter(_BlockingMixin):
+    """At most `limit` grants per key in any `window_ms`, shared through Redis by every process."""
+
+    def __init__(self, redis_client, limit: int, window_ms: int, sleep: Callable[[float], None] = time.sleep):
+        if limit < 1 or window_ms < 1:
+            raise ValueError("limit and window_ms must be positive")
+        self.redis = redis_client
+        self.limit = int(limit)
+        self.window_ms = int(window_ms)
+        self._sleep = sleep
+        self._acquire_script = redis_client.register_script(_ACQUIRE_LUA)
+        self._penalise_script = redis_client.register_script(_PENALISE_LUA)
+
+    @staticmethod
+    def log_key(key: str) -> str:
+        return f"{KEY_PREFIX}{key}"
+
+    @staticmethod
+    def penalty_key(key: str) -> str:
+        return f"{KEY_PREFIX}{key}:penalty"
+
+    def try_acquire(self, key: str) -> tuple[bool, float]:
+        status, value = self._acquire_script(
+            keys=[self.log_key(key), self.penalty_key(key)],
+            args=[self.limit, self.window_ms, uuid.uuid4().hex],
+        )
+        if isinstance(value, bytes):
+            value = value.decode()
+        if int(status) == 0:
+            return True, int(value) / 1_000_000
+        return False, int(value) / 1000
+
+    def penalise(self, key: str, seconds: float) -> None:
+        ms = int(seconds * 1000)
+        if ms <= 0:
+            return
+        self._penalise_script(keys=[self.penalty_key(key)], args=[ms])
+
+
+class LocalSlidingWindowLimiter(_BlockingMixin):
+    """The same guarantee inside one process (threads), on `time.monotonic`."""
+
+    def __init__(
+        self,
+        limit: int,
+        window_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if limit < 1 or window_ms < 1:
+            raise ValueError("limit and window_ms must be positive")
+        self.limit = int(limit)
+        self.window_ms = int(window_ms)
+        self._window = window_ms / 1000
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._logs: dict[str, collections.deque[float]] = {}
+        self._penalties: dict[str, float] = {}
+
+    def try_acquire(self, key: str) -> tuple[bool, float]:
+        key = f"{KEY_PREFIX}{key}"
+        with self._lock:
+            now = self._clock()
+            until = self._penalties.get(key)
+            if until is not None:
+                if until > now:
+                    return False, until - now
+                del self._penalties[key]
+            log = self._logs.setdefault(key, collections.deque())
+            while log and log[0] <= now - self._window:
+                log.popleft()
+            if len(log) < self.limit:
+                log.append(now)
+                return True, now
+            return False, max(log[0] + self._window - now, 0.001)
+
+    def penalise(self, key: str, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        key = f"{KEY_PREFIX}{key}"
+        with self._lock:
+            until = self._clock() + seconds
+            if until > self._penalties.get(key, 0.0):
+                self._penalties[key] = until

@@ -1,0 +1,206 @@
+"""Settings from the environment, validated once at start.
+
+Every process (web, worker, CLI, release) builds one `Settings` with `Settings.from_env()`.
+In development (APP_ENV unset or "development") missing secrets are generated once and kept in
+`instance/dev-secrets.json`, so a newcomer needs nothing set and tokens stay decryptable across
+restarts. In production (APP_ENV=production) a missing or weak secret stops the start with a
+message naming every problem at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+
+DEFAULT_ALLOWED_HOSTS = ("*.amocrm.ru", "*.amocrm.com", "*.kommo.com")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+
+class ConfigError(Exception):
+    """The environment cannot run the product; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Configuration is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    port: int = 5000
+    public_url: str = "http://127.0.0.1:5000"
+    database_url: str = ""
+    redis_url: str | None = None
+    secret_key: str = ""
+    token_encryption_keys: tuple[str, ...] = ()
+    amocrm_client_id: str = ""
+    amocrm_client_secret: str = ""
+    amocrm_allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+    admin_email: str | None = None
+    admin_password: str | None = None
+    # amoCRM traffic: at most `amocrm_rate_limit` calls per account in any `amocrm_rate_window_ms`.
+    # The window is a little over a second so that network jitter cannot put 8 calls into one
+    # second as amoCRM counts them (7 rps is documented; repeated 429s get the account blocked).
+    amocrm_rate_limit: int = 7
+    amocrm_rate_window_ms: int = 1100
+    amocrm_timeout_seconds: float = 15.0
+    webhook_max_bytes: int = 512 * 1024
+    embedded_worker: bool = True
+    instance_dir: str = str(DEFAULT_INSTANCE_DIR)
+    log_level: str = "INFO"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    def public(self, path: str) -> str:
+        return self.public_url.rstrip("/") + "/" + path.lstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        problems: list[str] = []
+        app_env = (env.get("APP_ENV") or "development").strip().lower()
+        if app_env not in ("development", "production", "test"):
+            problems.append(f"APP_ENV must be development, production or test, not {app_env!r}")
+        production = app_env == "production"
+        instance_dir = env.get("INSTANCE_DIR") or str(DEFAULT_INSTANCE_DIR)
+
+        port = _int(env, "PORT", 5000, problems)
+        public_url = (env.get("PUBLIC_URL") or f"http://127.0.0.1:{port}").rstrip("/")
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            problems.append(f"PUBLIC_URL must be an absolute http(s) URL, got {public_url!r}")
+        elif production and parts.scheme != "https":
+            problems.append("PUBLIC_URL must use https in production (amoCRM posts webhooks there)")
+
+        database_url = normalise_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{Path(instance_dir) / 'chatsource.db'}"
+        )
+        redis_url = (env.get("REDIS_URL") or "").strip() or None
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url[:20]!r}")
+
+        dev_secrets = None if production else _dev_secrets(instance_dir)
+        secret_key = env.get("SECRET_KEY") or ""
+        if not secret_key:
+            if production:
+                problems.append("SECRET_KEY is required in production (32+ random characters)")
+            else:
+                secret_key = dev_secrets["SECRET_KEY"]
+        elif production and len(secret_key) < 32:
+            problems.append("SECRET_KEY must be at least 32 characters in production")
+
+        keys = tuple(k.strip() for k in (env.get("TOKEN_ENCRYPTION_KEYS") or "").split(",") if k.strip())
+        if not keys:
+            if production:
+                problems.append(
+                    "TOKEN_ENCRYPTION_KEYS is required in production: comma-separated Fernet keys, "
+                    "make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+                )
+            else:
+                keys = (dev_secrets["TOKEN_ENCRYPTION_KEY"],)
+        for i, key in enumerate(keys):
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                problems.append(f"TOKEN_ENCRYPTION_KEYS: key #{i + 1} is not a valid Fernet key")
+
+        hosts_raw = env.get("AMOCRM_ALLOWED_HOSTS")
+        hosts = (
+            tuple(h.strip().lower() for h in hosts_raw.split(",") if h.strip())
+            if hosts_raw
+            else DEFAULT_ALLOWED_HOSTS
+        )
+        admin_email = (env.get("ADMIN_EMAIL") or "").strip() or None
+        admin_password = env.get("ADMIN_PASSWORD") or None
+        if bool(admin_email) != bool(admin_password):
+            problems.append("ADMIN_EMAIL and ADMIN_PASSWORD go together: set both or neither")
+        if production and admin_password and len(admin_password) < 10:
+            problems.append("ADMIN_PASSWORD must be at least 10 characters in production")
+
+        rate_limit = _int(env, "AMOCRM_RATE_LIMIT", 7, problems)
+        if not 1 <= rate_limit <= 7:
+            problems.append("AMOCRM_RATE_LIMIT must be between 1 and 7 (amoCRM allows 7 requests per second)")
+        window = _int(env, "AMOCRM_RATE_WINDOW_MS", 1100, problems)
+        if window < 1000:
+            problems.append("AMOCRM_RATE_WINDOW_MS must be at least 1000")
+
+        if problems:
+            raise ConfigError(problems)
+        values = dict(
+            env=app_env,
+            port=port,
+            public_url=public_url,
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=secret_key,
+            token_encryption_keys=keys,
+            amocrm_client_id=env.get("AMOCRM_CLIENT_ID") or "",
+            amocrm_client_secret=env.get("AMOCRM_CLIENT_SECRET") or "",
+            amocrm_allowed_hosts=hosts,
+            admin_email=admin_email,
+            admin_password=admin_password,
+            amocrm_rate_limit=rate_limit,
+            amocrm_rate_window_ms=window,
+            amocrm_timeout_seconds=float(env.get("AMOCRM_TIMEOUT_SECONDS") or 15),
+            webhook_max_bytes=_int(env, "WEBHOOK_MAX_BYTES", 512 * 1024, []),
+            embedded_worker=(env.get("EMBEDDED_WORKER", "1") != "0"),
+            instance_dir=instance_dir,
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+def normalise_database_url(url: str) -> str:
+    """Heroku hands out postgres://; SQLAlchemy 2 wants postgresql+psycopg2://."""
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _int(env: dict, name: str, default: int, problems: list[str]) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, got {raw!r}")
+        return default
+
+
+def _dev_secrets(instance_dir: str) -> dict:
+    """Generated once per checkout for local runs; never used in production."""
+    path = Path(instance_dir) / "dev-secrets.json"
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("SECRET_KEY") and data.get("TOKEN_ENCRYPTION_KEY"):
+                return data
+        except (OSError, ValueError):
+            pass
+    data = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return data

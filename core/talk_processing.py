@@ -1,0 +1,386 @@
+"""Inbox → requests. A worker holding an integration's batch lock claims up to 250 pending closed-talk
+events at a time, fetches their contacts (and leads) from amoCRM in batched calls, attributes each
+talk and inserts one request per talk (ON CONFLICT DO NOTHING on integration + talk).
+
+Safety does not depend on the lock: claiming is an atomic status change and the unique constraint
+makes the insert idempotent. The lock only makes a burst cost few amoCRM calls, because while one
+batch is being fetched the next events pile up and are claimed together.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.amocrm.client import AmoCrmClient
+from core.amocrm.errors import AmoApiError, AmoBlocked, AmoCrmError, AmoTransient, ReauthRequired
+from core.attribution import attribute
+from core.contact_data import contact_email, contact_name, contact_phone, custom_field_value
+from core.db import insert_ignoring_conflicts, utcnow
+from core.messengers import channel_for_origin
+from core.models import ChatRequest, Integration, WebhookEvent
+from core.ratelimit import RateLimitTimeout
+from core.services import Services
+from core.webhook_inbox import is_closed_item
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 250
+BATCH_LOOP_SECONDS = 30.0
+MAX_ATTEMPTS = 8
+RETRY_BASE_SECONDS = 10
+RETRY_MAX_SECONDS = 600
+STUCK_RECEIVED_SECONDS = 60
+STUCK_PROCESSING_SECONDS = 180
+
+
+@dataclass
+class ProcessOutcome:
+    status: str  # done | busy | nothing | retry | parked | failed
+    processed: int = 0
+    retry_in_seconds: float | None = None
+    error: str | None = None
+    event_ids_to_enqueue: list[int] = field(default_factory=list)
+
+
+def retry_delay_seconds(attempts: int) -> float:
+    """Exponential backoff with jitter: 10 s, 20 s, 40 s … capped at 10 minutes."""
+    base = min(RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0)), RETRY_MAX_SECONDS)
+    return base * random.uniform(0.8, 1.2)
+
+
+def process_event(services: Services, event_id: int) -> ProcessOutcome:
+    """Entry point of the worker message for one inbox row; processes its integration's whole backlog."""
+    with services.session_factory() as session:
+        event = session.get(WebhookEvent, event_id)
+        if event is None or event.status != "received":
+            return ProcessOutcome("nothing")
+        integration_id = event.integration_id
+    with services.locks.try_lock(f"talk-batch:{integration_id}", timeout_s=BATCH_LOOP_SECONDS * 4) as acquired:
+        if not acquired:
+            return ProcessOutcome("busy")
+        return _drain(services, integration_id, event_id)
+
+
+def _drain(services: Services, integration_id: int, trigger_event_id: int) -> ProcessOutcome:
+    started = time.monotonic()
+    total = 0
+    outcome = ProcessOutcome("done")
+    while time.monotonic() - started < BATCH_LOOP_SECONDS:
+        with services.session_factory() as session:
+            claim = claim_batch(session, integration_id, BATCH_SIZE)
+            session.commit()
+        if not claim:
+            break
+        try:
+            total += process_claimed(services, integration_id, claim)
+        except ReauthRequired as exc:
+            with services.session_factory() as session:
+                park_events(session, integration_id, str(exc))
+                session.commit()
+            return ProcessOutcome("parked", processed=total, error=str(exc))
+        except (AmoTransient, AmoBlocked, AmoApiError, RateLimitTimeout, AmoCrmError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            with services.session_factory() as session:
+                delay = release_for_retry(session, claim, error)
+                _record_integration_error(session, integration_id, error)
+                session.commit()
+            with services.session_factory() as session:
+                trigger = session.get(WebhookEvent, trigger_event_id)
+                if trigger is not None and trigger.status == "failed":
+                    return ProcessOutcome("failed", processed=total, error=error)
+            return ProcessOutcome("retry", processed=total, retry_in_seconds=delay, error=error)
+    outcome.processed = total
+    return outcome
+
+
+def claim_batch(session: Session, integration_id: int, limit: int) -> list[int]:
+    """Atomically move up to `limit` due events from received to processing; returns their ids."""
+    now = utcnow()
+    token = secrets.token_hex(8)
+    due = (
+        sa.select(WebhookEvent.id)
+        .where(
+            WebhookEvent.integration_id == integration_id,
+            WebhookEvent.status == "received",
+            sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
+        )
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    session.execute(
+        sa.update(WebhookEvent)
+        .where(WebhookEvent.id.in_(ids), WebhookEvent.status == "received")
+        .values(status="processing", claim_token=token, claimed_at=now, attempts=WebhookEvent.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(sa.select(WebhookEvent.id).where(WebhookEvent.claim_token == token)))
+
+
+def process_claimed(services: Services, integration_id: int, event_ids: list[int]) -> int:
+    """Fetch, attribute and record the claimed events. amoCRM errors propagate to the caller."""
+    with services.session_factory() as session:
+        integration = session.get(Integration, integration_id)
+        events = list(session.scalars(sa.select(WebhookEvent).where(WebhookEvent.id.in_(event_ids)).order_by(WebhookEvent.id)))
+        if integration is None:
+            return 0
+        if not integration.is_active:
+            _finish(events, "ignored", "интеграция выключена до обработки")
+            session.commit()
+            return 0
+        if integration.status == "needs_reauth":
+            raise ReauthRequired("amoCRM authorisation is no longer valid: reconnect the integration")
+
+        # A talk already recorded (delivered twice, closed again) needs no amoCRM call.
+        talk_ids = {e.talk_id for e in events}
+        existing = dict(
+            session.execute(
+                sa.select(ChatRequest.talk_id, ChatRequest.id).where(
+                    ChatRequest.integration_id == integration_id, ChatRequest.talk_id.in_(talk_ids)
+                )
+            ).all()
+        )
+        pending = []
+        for event in events:
+            if event.talk_id in existing:
+                _finish([event], "done", "обращение по этой беседе уже записано", existing[event.talk_id])
+            else:
+                pending.append(event)
+        session.commit()
+        if not pending:
+            return 0
+
+        contact_ids = {_int(e.item.get("contact_id")) for e in pending} - {None}
+        lead_ids = {_int(e.item.get("entity_id")) for e in pending if e.item.get("entity_type") == "lead"} - {None}
+        client = AmoCrmClient(services, integration_id)
+        contacts = client.get_contacts(sorted(contact_ids)) if contact_ids else {}
+        leads = {}
+        if integration.session_field_entity == "leads" and integration.session_field_id and lead_ids:
+            leads = client.get_leads(sorted(lead_ids))
+
+        mappings = {m.origin: m for m in integration.mappings}
+        recorded = 0
+        for event in pending:
+            try:
+                request_id = record_request(session, integration, event, contacts, leads, mappings)
+            except Exception as exc:  # one bad item must not hold back the batch
+                session.rollback()
+                log.exception("event %s could not be recorded", event.id)
+                event = session.get(WebhookEvent, event.id)
+                _finish([event], "failed", None)
+                event.error = f"{type(exc).__name__}: {exc}"[:2000]
+                session.commit()
+                continue
+            _finish([event], "done", None, request_id)
+            session.commit()
+            recorded += 1
+        if integration.last_error and recorded:
+            integration.last_error = None
+            session.commit()
+        return recorded
+
+
+def record_request(session: Session, integration: Integration, event: WebhookEvent, contacts: dict, leads: dict, mappings: dict) -> int:
+    item = event.item
+    contact_id = _int(item.get("contact_id"))
+    lead_id = _int(item.get("entity_id")) if item.get("entity_type") == "lead" else None
+    contact = contacts.get(contact_id) if contact_id else None
+    source_entity = leads.get(lead_id) if integration.session_field_entity == "leads" else contact
+    field_value = custom_field_value(source_entity, integration.session_field_id)
+    origin = (item.get("origin") or "").strip() or None
+    result = attribute(session, integration, session_field_value=field_value, origin=origin, mappings=mappings)
+    vs = result.session
+    values = dict(
+        account_id=integration.account_id,
+        integration_id=integration.id,
+        talk_id=event.talk_id,
+        chat_id=item.get("chat_id") or None,
+        origin=origin,
+        channel=channel_for_origin(origin),
+        contact_name=contact_name(contact),
+        phone=contact_phone(contact),
+        email=contact_email(contact),
+        created_at=_ts(item.get("created_at")) or event.received_at,
+        closed_at=_ts(item.get("updated_at")) or event.received_at,
+        session_id=vs.id if vs else None,
+        visitor_id=vs.visitor_id if vs else None,
+        site_id=result.site_id,
+        campaign_id=result.campaign_id,
+        source_id=result.source_id,
+        utm_source=vs.utm_source if vs else None,
+        utm_medium=vs.utm_medium if vs else None,
+        utm_campaign=vs.utm_campaign if vs else None,
+        utm_term=vs.utm_term if vs else None,
+        utm_content=vs.utm_content if vs else None,
+        referrer=vs.referrer if vs else None,
+        entrance_page=vs.entrance_page if vs else None,
+        attribution=result.kind,
+        attribution_reason=result.reason[:500],
+        amo_lead_id=lead_id,
+        amo_contact_id=contact_id,
+        recorded_at=utcnow(),
+    )
+    new_id = insert_ignoring_conflicts(session, ChatRequest.__table__, values, ["integration_id", "talk_id"])
+    if new_id is None:  # another worker recorded this talk first
+        new_id = session.scalar(
+            sa.select(ChatRequest.id).where(ChatRequest.integration_id == integration.id, ChatRequest.talk_id == event.talk_id)
+        )
+    return new_id
+
+
+def _finish(events, status: str, reason: str | None, request_id: int | None = None) -> None:
+    now = utcnow()
+    for event in events:
+        event.status = status
+        event.status_reason = reason
+        event.processed_at = now
+        event.claim_token = None
+        event.next_attempt_at = None
+        if request_id is not None:
+            event.request_id = request_id
+        if status == "done":
+            event.error = None
+
+
+def release_for_retry(session: Session, event_ids: list[int], error: str) -> float:
+    """Give claimed events back with a backoff; those out of attempts are marked failed."""
+    events = list(session.scalars(sa.select(WebhookEvent).where(WebhookEvent.id.in_(event_ids))))
+    now = utcnow()
+    delay = retry_delay_seconds(max((e.attempts for e in events), default=1))
+    for event in events:
+        if event.status != "processing":
+            continue
+        event.error = error[:2000]
+        event.claim_token = None
+        if event.attempts >= MAX_ATTEMPTS:
+            event.status = "failed"
+            event.status_reason = f"не удалось после {event.attempts} попыток"
+            event.processed_at = now
+        else:
+            event.status = "received"
+            event.next_attempt_at = now + timedelta(seconds=delay)
+    return delay
+
+
+def park_events(session: Session, integration_id: int, error: str) -> int:
+    """The integration lost its authorisation: keep its events (not lost, not retried to death)."""
+    result = session.execute(
+        sa.update(WebhookEvent)
+        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_(("received", "processing")))
+        .values(status="parked", status_reason="нужно переподключить amoCRM", error=error[:2000], claim_token=None)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def unpark_events(session: Session, integration_id: int) -> list[int]:
+    """After a reconnect: parked events go back to the queue; returns their ids to enqueue."""
+    ids = list(
+        session.scalars(
+            sa.select(WebhookEvent.id).where(WebhookEvent.integration_id == integration_id, WebhookEvent.status == "parked")
+        )
+    )
+    if ids:
+        session.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id.in_(ids))
+            .values(status="received", status_reason=None, next_attempt_at=None, attempts=0)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def mark_failed(session: Session, event_id: int, error: str) -> None:
+    """Retries of the worker message ran out: keep the event visible as failed, with its error."""
+    event = session.get(WebhookEvent, event_id)
+    if event is None or event.status in ("done", "ignored", "skipped"):
+        return
+    event.status = "failed"
+    event.status_reason = "повторы исчерпаны"
+    event.error = (error or event.error or "unknown error")[:2000]
+    event.claim_token = None
+    event.processed_at = utcnow()
+
+
+def replay_events(session: Session, account_id: int, event_ids: list[int]) -> list[int]:
+    """Send failed, parked, ignored or skipped-by-mistake events round again (idempotent: one request per talk)."""
+    events = list(
+        session.scalars(
+            sa.select(WebhookEvent).where(WebhookEvent.account_id == account_id, WebhookEvent.id.in_(event_ids))
+        )
+    )
+    queued = []
+    for event in events:
+        if event.status in ("processing",):
+            continue
+        if not is_closed_item(event.item):
+            continue
+        event.status = "received"
+        event.status_reason = "повтор по запросу"
+        event.next_attempt_at = None
+        event.attempts = 0
+        event.error = None
+        queued.append(event.id)
+    return queued
+
+
+def sweep_stuck(session: Session, now: datetime | None = None,
+                received_after: float = STUCK_RECEIVED_SECONDS, processing_after: float = STUCK_PROCESSING_SECONDS) -> list[int]:
+    """Events a lost message or a killed worker left behind; returns ids to enqueue again."""
+    now = now or utcnow()
+    stale_claims = session.execute(
+        sa.update(WebhookEvent)
+        .where(WebhookEvent.status == "processing", WebhookEvent.claimed_at < now - timedelta(seconds=processing_after))
+        .values(status="received", claim_token=None, error="рабочий процесс прервался; повтор")
+        .execution_options(synchronize_session=False)
+    )
+    if stale_claims.rowcount:
+        log.warning("sweeper released %s events from interrupted workers", stale_claims.rowcount)
+    cutoff = now - timedelta(seconds=received_after)
+    ids = list(
+        session.scalars(
+            sa.select(WebhookEvent.id)
+            .where(
+                WebhookEvent.status == "received",
+                WebhookEvent.received_at < cutoff,
+                sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at < cutoff),
+            )
+            .order_by(WebhookEvent.id)
+            .limit(5000)
+        )
+    )
+    if ids:
+        # Push the next sweep of these rows a minute away so a slow queue is not flooded with copies.
+        session.execute(
+            sa.update(WebhookEvent).where(WebhookEvent.id.in_(ids)).values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return ids
+
+
+def _record_integration_error(session: Session, integration_id: int, error: str) -> None:
+    session.execute(
+        sa.update(Integration).where(Integration.id == integration_id).values(last_error=error[:2000], last_error_at=utcnow())
+    )
+
+
+def _int(value) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _ts(value) -> datetime | None:
+    number = _int(value)
+    return datetime.fromtimestamp(number, tz=timezone.utc) if number else None

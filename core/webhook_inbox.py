@@ -1,0 +1,191 @@
+"""amoCRM webhooks in: parse the form encoding, store every talk item in the inbox, say what to enqueue.
+
+amoCRM posts `application/x-www-form-urlencoded` bodies keyed `talk[update][0][talk_id]=…`, several
+items per body, plus `account[subdomain|id|_links][self]`; every value is a string and booleans are
+"1"/"0" (amocrm-api.md §3). The web adapter answers 2xx only after `store_webhook` has committed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.crypto import sha256_hex
+from core.db import insert_ignoring_conflicts, utcnow
+from core.models import Integration, WebhookEvent
+
+TALK_FIELDS = (
+    "talk_id", "created_at", "updated_at", "rate", "contact_id", "chat_id", "entity_id",
+    "entity_type", "is_in_work", "is_read", "origin", "missed_at", "account_id",
+)
+_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_PART = re.compile(r"\[([^\[\]]*)\]")
+MAX_ITEMS_PER_BODY = 500
+MAX_KEYS = 10_000
+
+
+class MalformedWebhook(ValueError):
+    """The body is not in amoCRM's webhook form encoding; the message says why."""
+
+
+@dataclass
+class TalkItem:
+    action: str  # add | update
+    fields: dict
+
+    @property
+    def talk_id(self) -> int:
+        return int(self.fields["talk_id"])
+
+    @property
+    def is_closed(self) -> bool:
+        return is_closed_item(self.fields)
+
+
+def is_closed_item(fields: dict) -> bool:
+    """A talk is finished when amoCRM says is_in_work is false ("0" in webhooks)."""
+    return (fields or {}).get("is_in_work") in ("0", "false", "False")
+
+
+@dataclass
+class ParsedWebhook:
+    account: dict = field(default_factory=dict)
+    talks: list[TalkItem] = field(default_factory=list)
+    other_entities: list[str] = field(default_factory=list)
+
+
+def nest_form(pairs: list[tuple[str, str]]) -> dict:
+    """`a[b][0][c]=v` pairs → nested dicts (list indices stay dict keys: amoCRM may skip indices)."""
+    if len(pairs) > MAX_KEYS:
+        raise MalformedWebhook(f"too many form fields ({len(pairs)}, at most {MAX_KEYS})")
+    root: dict = {}
+    for key, value in pairs:
+        m = _KEY.match(key)
+        if not m:
+            raise MalformedWebhook(f"field name {key[:80]!r} is not in amoCRM's form encoding")
+        path = [m.group(1)] + _PART.findall(m.group(2))
+        if any(p == "" for p in path):
+            raise MalformedWebhook(f"field name {key[:80]!r} has an empty [] part")
+        node = root
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise MalformedWebhook(f"field {key[:80]!r} conflicts with a value sent under the same name")
+            node = child
+        if path[-1] in node:
+            raise MalformedWebhook(f"field {key[:80]!r} is sent twice")
+        node[path[-1]] = value
+    return root
+
+
+def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
+    if not pairs:
+        raise MalformedWebhook("the body is empty: expected amoCRM's form-encoded talk[...] fields")
+    tree = nest_form(pairs)
+    parsed = ParsedWebhook()
+    account = tree.pop("account", {})
+    if not isinstance(account, dict):
+        raise MalformedWebhook("account must be a group of fields (account[id], account[subdomain])")
+    parsed.account = {k: v for k, v in account.items() if isinstance(v, str)}
+    talk = tree.pop("talk", None)
+    parsed.other_entities = sorted(tree)
+    if talk is None:
+        return parsed
+    if not isinstance(talk, dict):
+        raise MalformedWebhook("talk must be grouped as talk[add|update][index][field]")
+    for action, items in sorted(talk.items()):
+        if action not in ("add", "update", "delete"):
+            raise MalformedWebhook(f"unknown talk action {action!r}: expected add or update")
+        if not isinstance(items, dict):
+            raise MalformedWebhook(f"talk[{action}] must hold indexed items: talk[{action}][0][talk_id]")
+        for index, fields in sorted(items.items(), key=lambda kv: (len(kv[0]), kv[0])):
+            if not index.isdigit():
+                raise MalformedWebhook(f"talk[{action}][{index[:20]}]: the index must be a number")
+            if not isinstance(fields, dict):
+                raise MalformedWebhook(f"talk[{action}][{index}] must hold fields such as [talk_id]")
+            clean = {k: v for k, v in fields.items() if k in TALK_FIELDS and isinstance(v, str)}
+            talk_id = clean.get("talk_id", "")
+            if not talk_id.isdigit() or int(talk_id) <= 0:
+                raise MalformedWebhook(f"talk[{action}][{index}][talk_id] must be a positive number")
+            for num in ("created_at", "updated_at", "contact_id", "entity_id"):
+                if clean.get(num) and not clean[num].lstrip("-").isdigit():
+                    raise MalformedWebhook(f"talk[{action}][{index}][{num}] must be a number")
+            parsed.talks.append(TalkItem(action=action, fields=clean))
+    if len(parsed.talks) > MAX_ITEMS_PER_BODY:
+        raise MalformedWebhook(f"too many talk items in one body ({len(parsed.talks)}, at most {MAX_ITEMS_PER_BODY})")
+    return parsed
+
+
+def dedupe_key(item: TalkItem) -> str:
+    """The same item delivered twice has the same key; a later change of the talk has another."""
+    canonical = json.dumps({"action": item.action, **item.fields}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_integration_by_webhook_token(session: Session, webhook_token: str) -> Integration | None:
+    if not webhook_token or len(webhook_token) > 200:
+        return None
+    return session.scalar(sa.select(Integration).where(Integration.webhook_token_hash == sha256_hex(webhook_token)))
+
+
+@dataclass
+class StoreResult:
+    stored: int = 0
+    duplicates: int = 0
+    to_process: list[int] = field(default_factory=list)
+    statuses: dict = field(default_factory=dict)
+
+
+def initial_status(integration: Integration, item: TalkItem) -> tuple[str, str | None]:
+    if not item.is_closed:
+        return "skipped", "беседа не завершена (is_in_work≠0)"
+    if not integration.is_active:
+        return "ignored", "интеграция не активна"
+    if integration.status == "needs_reauth":
+        return "parked", "нужно переподключить amoCRM"
+    return "received", None
+
+
+def store_webhook(session: Session, integration: Integration, parsed: ParsedWebhook) -> StoreResult:
+    """Insert each talk item once (dedupe on integration + item); the caller commits, then enqueues."""
+    result = StoreResult()
+    now = utcnow()
+    table = WebhookEvent.__table__
+    for item in parsed.talks:
+        status, reason = initial_status(integration, item)
+        payload = dict(item.fields)
+        if parsed.account:
+            payload["_account"] = parsed.account
+        new_id = insert_ignoring_conflicts(
+            session,
+            table,
+            dict(
+                account_id=integration.account_id,
+                integration_id=integration.id,
+                dedupe_key=dedupe_key(item),
+                entity="talk",
+                action=item.action,
+                talk_id=item.talk_id,
+                item=payload,
+                status=status,
+                status_reason=reason,
+                attempts=0,
+                received_at=now,
+            ),
+            ["integration_id", "dedupe_key"],
+        )
+        if new_id is None:
+            result.duplicates += 1
+            continue
+        result.stored += 1
+        result.statuses[status] = result.statuses.get(status, 0) + 1
+        if status == "received":
+            result.to_process.append(new_id)
+    if parsed.talks and (integration.last_event_at is None or (now - integration.last_event_at).total_seconds() > 30):
+        # Written at most every 30 s: a burst must not serialise on the integration's row.
+        session.execute(sa.update(Integration).where(Integration.id == integration.id).values(last_event_at=now))
+    return result

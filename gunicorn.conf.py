@@ -1,0 +1,42 @@
+"""gunicorn settings (Heroku's python-getting-started shape, plus Redash's max_requests)."""
+import os
+import re
+
+from gunicorn.glogging import Logger
+
+bind = [f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"]
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = 20
+graceful_timeout = 20  # Heroku sends SIGKILL 30 s after SIGTERM
+keepalive = 5
+max_requests = 1000
+max_requests_jitter = 100
+accesslog = "-"
+errorlog = "-"
+preload_app = False  # no DB or Redis connection may be shared across the fork
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+
+_WEBHOOK_TOKEN = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
+
+
+class RedactingLogger(Logger):
+    """The webhook url's path is its secret: the access log shows /webhooks/amocrm/***."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key in ("r", "U"):
+            if key in atoms and isinstance(atoms[key], str):
+                atoms[key] = _WEBHOOK_TOKEN.sub(r"\1***", atoms[key])
+        return atoms
+
+
+logger_class = RedactingLogger
+
+
+def post_worker_init(worker):
+    """Embedded mode (no REDIS_URL): each web process runs its own Dramatiq worker thread."""
+    from web import start_embedded_worker
+
+    start_embedded_worker(worker.wsgi)

@@ -1,0 +1,58 @@
+"""Fixtures for the amoCRM sandbox tests (all servers on 127.0.0.1, random ports).
+
+No ``__init__.py`` here on purpose: with one, pytest would import these tests
+as a package named ``sandbox`` and shadow the real one.  Helpers live in
+``sandbox_helpers.py`` (a unique module name, so it never clashes with another conftest).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for p in (str(ROOT), str(HERE)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+from sandbox.server import SandboxServer  # noqa: E402
+from sandbox_helpers import CLIENT, Api, Receiver, authorize  # noqa: E402
+
+
+@pytest.fixture
+def http() -> Any:
+    s = requests.Session()
+    s.trust_env = False
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def amo() -> Any:
+    """A sandbox with auto-approve and the rate limit OFF (functional tests)."""
+    with SandboxServer(auto_approve=True, rate_limit=0, client_name="Chatsource", **CLIENT) as server:
+        yield server
+
+
+@pytest.fixture
+def amo_strict() -> Any:
+    """A sandbox with amo's default limits (7 requests per sliding second)."""
+    with SandboxServer(auto_approve=True, client_name="Chatsource", **CLIENT) as server:
+        yield server
+
+
+@pytest.fixture
+def api(amo: SandboxServer, http: requests.Session) -> Api:
+    return Api(amo, http, authorize(amo, http))
+
+
+@pytest.fixture
+def receiver() -> Any:
+    r = Receiver()
+    yield r
+    r.stop()

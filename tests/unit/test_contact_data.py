@@ -1,0 +1,51 @@
+"""What a request shows of its contact: the name, the first phone in E.164 and the first email."""
+import pytest
+
+from core.contact_data import contact_email, contact_name, contact_phone, custom_field_value, normalise_phone
+
+
+def contact(phones=(), emails=(), name="Анна", enum_key="enum_code"):
+    fields = []
+    if phones:
+        fields.append({"field_id": 1, "field_code": "PHONE", "field_name": "Телефон", "field_type": "multitext",
+                       "values": [{"value": p, enum_key: "MOB"} for p in phones]})
+    if emails:
+        fields.append({"field_id": 2, "field_code": "EMAIL", "field_name": "Email", "field_type": "multitext",
+                       "values": [{"value": e, enum_key: "WORK"} for e in emails]})
+    return {"id": 7, "name": name, "custom_fields_values": fields or None}
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("+7 (915) 123-45-67", "+79151234567"),
+    ("8 915 123 45 67", "+79151234567"),
+    ("89151234567", "+79151234567"),
+    ("9151234567", "+79151234567"),
+    ("+375 29 123-45-67", "+375291234567"),
+    ("+1 650 253 0000", "+16502530000"),
+    ("доб. 12", "доб. 12"),
+    ("  ", None),
+])
+def test_phone_formats(raw, expected):
+    assert normalise_phone(raw) == expected
+
+
+def test_first_phone_and_first_email_win():
+    c = contact(phones=["8 (916) 000-00-01", "+79160000002"], emails=["Anna@Example.RU", "b@example.ru"])
+    assert contact_phone(c) == "+79160000001"
+    assert contact_email(c) == "anna@example.ru"
+    assert contact_name(c) == "Анна"
+
+
+def test_old_enum_key_and_missing_values_are_read():
+    c = contact(phones=["+79161112233"], enum_key="enum")
+    assert contact_phone(c) == "+79161112233"
+    empty = {"id": 1, "name": "", "first_name": "Иван", "last_name": "Петров", "custom_fields_values": None}
+    assert (contact_name(empty), contact_phone(empty), contact_email(empty)) == ("Иван Петров", None, None)
+    assert contact_name(None) is None
+
+
+def test_custom_field_value_by_id():
+    lead = {"custom_fields_values": [{"field_id": 555, "values": [{"value": " 12345 "}]}]}
+    assert custom_field_value(lead, 555) == "12345"
+    assert custom_field_value(lead, 556) is None
+    assert custom_field_value(None, 555) is None

@@ -1,0 +1,133 @@
+"""The web app factory: settings from env, extensions, blueprints, CLI, and the embedded worker."""
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Flask
+from sqlalchemy.orm import sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from core.db import engine_options
+from core.services import build_services
+from core.settings import PROJECT_ROOT, Settings
+from web.extensions import csrf, db, migrate
+
+log = logging.getLogger(__name__)
+_TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
+
+
+class RedactWebhookTokens(logging.Filter):
+    """The webhook url carries its only secret in the path: keep it out of every log line."""
+
+    def filter(self, record):
+        if isinstance(record.msg, str) and "/webhooks/amocrm/" in record.msg:
+            record.msg = _TOKEN_IN_PATH.sub(r"\1***", record.msg)
+        if record.args:
+            record.args = tuple(_TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args) \
+                if isinstance(record.args, tuple) else record.args
+        return True
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactWebhookTokens) for f in handler.filters):
+            handler.addFilter(RedactWebhookTokens())
+    logging.getLogger("werkzeug").addFilter(RedactWebhookTokens())
+    # requests-oauthlib / oauthlib log whole tokens at DEBUG.
+    for name in ("requests_oauthlib", "oauthlib", "urllib3"):
+        logging.getLogger(name).setLevel(logging.INFO if level == "DEBUG" else level)
+
+
+def create_app(settings: Settings | None = None, *, redis_client=None, start_worker: bool = False) -> Flask:
+    """`start_worker`: run the embedded Dramatiq worker in this process (gunicorn's post_worker_init
+    asks for it in embedded mode; CLI commands and the release phase never start one)."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    app = Flask(__name__, instance_path=settings.instance_dir, instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        WTF_CSRF_TIME_LIMIT=None,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+
+    with app.app_context():
+        session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
+    if redis_client is None and settings.redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+    services = build_services(settings, session_factory, redis_client)
+    app.extensions["chatsource.settings"] = settings
+    app.extensions["chatsource.services"] = services
+
+    from web import api, health, oauth, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+
+    from web.cli import register_cli
+
+    register_cli(app)
+    _setup_broker(app, services, start_worker)
+    _bootstrap(app, services)
+    return app
+
+
+def _setup_broker(app: Flask, services, start_worker: bool) -> None:
+    from workers import broker as broker_module
+    from workers import runtime
+
+    runtime.set_services(services)
+    broker = broker_module.install(broker_module.make_broker(redis_client=services.redis, with_worker_services=True))
+    app.extensions["chatsource.broker"] = broker
+    if start_worker:
+        start_embedded_worker(app)
+
+
+def start_embedded_worker(app: Flask):
+    """The in-process worker of the embedded mode (no REDIS_URL); a no-op when Redis is configured."""
+    services = app.extensions["chatsource.services"]
+    if services.redis is not None or not services.settings.embedded_worker:
+        return None
+    if "chatsource.embedded_worker" not in app.extensions:
+        from workers.embedded import EmbeddedWorker
+
+        app.extensions["chatsource.embedded_worker"] = EmbeddedWorker(app.extensions["chatsource.broker"]).start()
+    return app.extensions["chatsource.embedded_worker"]
+
+
+def _bootstrap(app: Flask, services) -> None:
+    """First start: one account, and the admin from ADMIN_EMAIL / ADMIN_PASSWORD. Skipped until migrated."""
+    from sqlalchemy import inspect
+
+    from core.accounts import bootstrap
+
+    with app.app_context():
+        try:
+            if not inspect(db.engine).has_table("accounts"):
+                log.warning("the database has no tables yet: run `flask --app wsgi db upgrade`")
+                return
+            _, created = bootstrap(db.session, services.settings.admin_email, services.settings.admin_password)
+            if created is not None:
+                log.info("created the admin user %s", created.email)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("bootstrap failed")

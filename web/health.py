@@ -1,0 +1,34 @@
+"""`GET /healthz`: 200 with the database and broker state, 503 when the database is unreachable."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, jsonify
+
+from core.models import WebhookEvent
+from web.extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    services = current_app.extensions["chatsource.services"]
+    body = {"status": "ok", "broker": "redis" if services.redis is not None else "embedded"}
+    try:
+        body["pending_events"] = db.session.scalar(
+            sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.status.in_(("received", "processing")))
+        )
+        body["db"] = "ok"
+    except Exception as exc:
+        db.session.rollback()
+        body.update(status="error", db=f"error: {type(exc).__name__}")
+    if services.redis is not None:
+        try:
+            services.redis.ping()
+            body["broker_state"] = "ok"
+        except Exception as exc:
+            body.update(status="degraded" if body["status"] == "ok" else body["status"], broker_state=f"error: {type(exc).__name__}")
+    else:
+        worker = current_app.extensions.get("chatsource.embedded_worker")
+        body["broker_state"] = "ok" if worker is not None else "no worker in this process"
+    return jsonify(body), (503 if body["status"] == "error" else 200)

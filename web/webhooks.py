@@ -1,0 +1,73 @@
+"""`POST /webhooks/amocrm/<webhook_token>`: validate, store, commit, enqueue, answer fast.
+
+amoCRM allows 2 s per delivery and disables a hook after 100 invalid replies in 2 hours, so nothing
+here talks to amoCRM; a 2xx is sent only once every talk item is committed to the inbox.
+"""
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from core.webhook_inbox import MAX_KEYS, MalformedWebhook, find_integration_by_webhook_token, parse_webhook, store_webhook
+from web.errors import json_error
+from web.extensions import csrf, db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+csrf.exempt(bp)
+
+
+@bp.post("/webhooks/amocrm/<webhook_token>")
+def amocrm_webhook(webhook_token: str):
+    settings = current_app.extensions["chatsource.services"].settings
+    limit = settings.webhook_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return json_error(413, "too_large", f"the body is over {limit} bytes")
+    request.max_content_length = limit
+    try:
+        integration = find_integration_by_webhook_token(db.session, webhook_token)
+    except (OperationalError, DBAPIError):
+        db.session.rollback()
+        log.exception("database unavailable while receiving a webhook")
+        return json_error(503, "unavailable", "the database is unavailable; amoCRM will retry")
+    if integration is None:
+        return json_error(404, "unknown_webhook", "no integration has this webhook url; copy it again from the integration settings")
+
+    ctype = (request.mimetype or "").lower()
+    if ctype not in ("application/x-www-form-urlencoded", ""):
+        return json_error(400, "bad_content_type", f"expected application/x-www-form-urlencoded as amoCRM sends, got {ctype}")
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return json_error(413, "too_large", f"the body is over {limit} bytes")
+    if len(raw) > limit:
+        return json_error(413, "too_large", f"the body is over {limit} bytes")
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_KEYS)
+        parsed = parse_webhook(pairs)
+    except UnicodeDecodeError:
+        return json_error(400, "malformed", "the body is not UTF-8 text")
+    except MalformedWebhook as exc:
+        return json_error(400, "malformed", str(exc))
+    except ValueError as exc:  # parse_qsl: too many fields
+        return json_error(400, "malformed", str(exc))
+
+    try:
+        result = store_webhook(db.session, integration, parsed)
+        db.session.commit()
+    except (OperationalError, DBAPIError):
+        db.session.rollback()
+        log.exception("database unavailable while storing a webhook")
+        return json_error(503, "unavailable", "the database is unavailable; amoCRM will retry")
+
+    if result.to_process:
+        from workers.actors import enqueue_talk_events
+
+        enqueue_talk_events(result.to_process)
+    log.info("webhook integration=%s items=%s stored=%s duplicates=%s statuses=%s",
+             integration.id, len(parsed.talks), result.stored, result.duplicates, result.statuses)
+    return jsonify({"stored": result.stored, "duplicates": result.duplicates, "queued": len(result.to_process)})

@@ -1,0 +1,76 @@
+"""Dramatiq actors: thin adapters that call core/ with the process's services.
+
+Actor and queue names are explicit so a rename never orphans queued messages. Messages carry ids only.
+"""
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+import workers.broker  # noqa: F401  (sets the broker before the actors are declared)
+from core import talk_processing
+from workers import runtime
+
+log = logging.getLogger(__name__)
+TALK_QUEUE = "talks"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+@dramatiq.actor(actor_name="chatsource.talk_event_failed", queue_name=TALK_QUEUE, max_retries=3)
+def talk_event_failed(message_data, retry_info):
+    """Retries ran out: the event stays visible as failed, with its last error, for a replay."""
+    event_id = message_data["args"][0]
+    services = runtime.services()
+    with services.session_factory() as session:
+        talk_processing.mark_failed(session, event_id, "")  # keeps the last error the attempt recorded
+        session.commit()
+    log.error("talk event %s failed after %s retries", event_id, retry_info.get("retries"))
+
+
+@dramatiq.actor(
+    actor_name="chatsource.process_talk_event",
+    queue_name=TALK_QUEUE,
+    max_retries=talk_processing.MAX_ATTEMPTS,
+    min_backoff=10_000,
+    max_backoff=600_000,
+    time_limit=120_000,
+    on_retry_exhausted="chatsource.talk_event_failed",
+)
+def process_talk_event(event_id: int):
+    services = runtime.services()
+    outcome = talk_processing.process_event(services, event_id)
+    if outcome.status == "busy":
+        # Another worker is draining this integration's backlog (it will likely take this event
+        # too); look again in a second without spending a retry.
+        process_talk_event.send_with_options(args=(event_id,), delay=1000)
+    elif outcome.status == "retry":
+        raise dramatiq.Retry(f"amoCRM not available: {outcome.error}", delay=int((outcome.retry_in_seconds or 10) * 1000))
+    log.info("talk event %s: %s (%s recorded)", event_id, outcome.status, outcome.processed)
+
+
+@dramatiq.actor(actor_name="chatsource.sweep_inbox", queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=60_000)
+def sweep_inbox():
+    services = runtime.services()
+    with services.session_factory() as session:
+        ids = talk_processing.sweep_stuck(session)
+        session.commit()
+    enqueue_talk_events(ids)
+    if ids:
+        log.warning("sweeper re-enqueued %s inbox events", len(ids))
+
+
+def enqueue_talk_events(event_ids) -> int:
+    """Send after commit. A broker that is down loses nothing: the sweeper finds the rows later."""
+    sent = 0
+    for event_id in event_ids:
+        try:
+            process_talk_event.send(event_id)
+            sent += 1
+        except Exception:  # the broker is down: the committed row is the source of truth
+            log.warning("could not enqueue talk event %s; the sweeper will pick it up", event_id, exc_info=True)
+            break
+    return sent
+
+
+ALL = (talk_event_failed, process_talk_event, sweep_inbox)

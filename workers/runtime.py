@@ -1,0 +1,35 @@
+"""The process's `Services` for actors. Worker processes build it at boot (an engine per process,
+never inherited across a fork); the embedded mode hands in the web app's."""
+from __future__ import annotations
+
+import logging
+
+from core.services import Services
+
+log = logging.getLogger(__name__)
+_services: Services | None = None
+
+
+def set_services(services: Services | None) -> None:
+    global _services
+    _services = services
+
+
+def services() -> Services:
+    if _services is None:
+        _services_from_env()
+    return _services
+
+
+def _services_from_env() -> None:
+    import redis
+
+    from core.db import create_engine, session_factory
+    from core.services import build_services
+    from core.settings import Settings
+
+    settings = Settings.from_env()
+    engine = create_engine(settings.database_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30) if settings.redis_url else None
+    set_services(build_services(settings, session_factory(engine), client))
+    log.info("worker services ready (database %s, redis %s)", engine.url.get_backend_name(), bool(client))
