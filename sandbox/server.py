@@ -51,7 +51,8 @@ class SandboxServer:
         with self.state.lock:
             if not self.state.settings.get("account_host"):
                 self.state.settings["account_host"] = self.host
-        self._thread = threading.Thread(target=self._server.serve_forever, name="amocrm-sandbox", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="amocrm-sandbox", daemon=True)
         self._thread.start()
         return self
 

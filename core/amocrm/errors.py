@@ -58,12 +58,11 @@ class AmoApiError(AmoCrmError):
     def __init__(self, status: int, title: str | None, detail: str | None, request_id: str | None = None):
         self.title = title or ""
         self.detail = detail or ""
-        parts = [f"amoCRM answered {status}"]
+        message = f"amoCRM answered {status}"
         if self.title:
-            parts.append(self.title)
+            message += f": {self.title}"
         if self.detail and self.detail != self.title:
-            parts.append(self.detail)
-        message = ": ".join(parts[:2]) + (f" ({parts[2]})" if len(parts) > 2 else "")
+            message += f" ({self.detail})"
         if request_id:
             message += f" [request id {request_id}]"
         super().__init__(message, status=status, request_id=request_id)

@@ -115,4 +115,4 @@ def check_url(url: str, patterns: Iterable[str]) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+    return urlunsplit((scheme, netloc, parts.path, parts.query, ""))

@@ -129,6 +129,10 @@ class TokenManager:
             return self._token(state)
         return self._refresh_locked(integration_id, seen, force_refresh)
 
+    def store_new_tokens(self, session: Session, integration: Integration, token_set: TokenSet) -> None:
+        """After the code exchange: store the pair, bump the version, status 'connected'. The caller commits."""
+        store_new_tokens(session, integration, token_set, self.services.secrets, now=self.clock())
+
     def mark_needs_reauth(self, integration_id: int, reason: str, expected_version: int | None = None) -> bool:
         """Set `status='needs_reauth'` and `last_error`; commit. With `expected_version`, only if the
         tokens have not been replaced meanwhile. Returns whether the row was changed."""

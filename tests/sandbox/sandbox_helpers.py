@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import threading
 import time
 from http import HTTPStatus
@@ -12,6 +13,8 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from sandbox.server import SandboxServer
+
+ROOT_DIR = str(pathlib.Path(__file__).resolve().parents[2])
 
 CLIENT = {
     "client_id": "chatsource-test-app",
@@ -92,7 +95,8 @@ class Receiver:
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self, threaded=True, request_handler=_Quiet)
         self.url = f"http://127.0.0.1:{self._server.server_port}/amocrm/hook"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
         self._thread.start()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:

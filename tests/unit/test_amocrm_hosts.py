@@ -1,9 +1,3 @@
-import pathlib
-import sys
-
-# Until the project's pytest config sets `pythonpath = .`, make `core` importable from any cwd.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
 import pytest
 
 from core.amocrm.errors import HostNotAllowed
@@ -53,7 +47,8 @@ def test_is_loopback():
 
 def test_check_url_normalises():
     assert check_url("HTTPS://Sub.AmoCRM.ru/api/v4/account?x=1#frag", AMO) == "https://sub.amocrm.ru/api/v4/account?x=1"
-    assert check_url("https://sub.amocrm.ru", AMO) == "https://sub.amocrm.ru/"
+    assert check_url("https://sub.amocrm.ru", AMO) == "https://sub.amocrm.ru"
+    assert check_url("https://sub.amocrm.ru/", AMO) == "https://sub.amocrm.ru/"
     assert check_url("https://sub.amocrm.ru:8443/oauth2/access_token", AMO) == "https://sub.amocrm.ru:8443/oauth2/access_token"
     assert check_url("http://127.0.0.1:5001/oauth2/access_token", LOCAL) == "http://127.0.0.1:5001/oauth2/access_token"
     assert check_url("http://localhost:5001/x", LOCAL) == "http://localhost:5001/x"

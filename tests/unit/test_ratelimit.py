@@ -1,9 +1,3 @@
-import pathlib
-import sys
-
-# Until the project's pytest config sets `pythonpath = .`, make `core` importable from any cwd.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
 import os
 import threading
 import time

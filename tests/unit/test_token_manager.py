@@ -1,9 +1,3 @@
-import pathlib
-import sys
-
-# Until the project's pytest config sets `pythonpath = .`, make `core` importable from any cwd.
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
 import json
 import logging
 import threading
@@ -179,8 +173,8 @@ def test_dead_refresh_token_marks_needs_reauth(services, caplog):
     # Reconnecting (code exchange → store_new_tokens) clears it.
     with services.session_factory() as s:
         integration = s.get(Integration, iid)
-        store_new_tokens(s, integration, TokenSet("access-new", "refresh-new", utcnow() + timedelta(days=1)),
-                         services.secrets)
+        TokenManager(services).store_new_tokens(
+            s, integration, TokenSet("access-new", "refresh-new", utcnow() + timedelta(days=1)))
         s.commit()
     r = row(services, iid)
     assert (r.status, r.last_error, r.token_version) == ("connected", None, 2)
