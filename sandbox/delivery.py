@@ -10,6 +10,7 @@ retries on amo's timetable.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -109,8 +110,11 @@ class Deliverer:
             resp.close()
         except requests.Timeout:
             error = "timeout"
+        except requests.ConnectionError as exc:
+            m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+            error = f"connection error: {m.group(1).strip() if m else type(exc).__name__}"
         except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"[:300]
+            error = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             session.close()
         elapsed = time.monotonic() - started

@@ -235,6 +235,10 @@ class SandboxState:
             if "blocked" in updates and not new["blocked"]:
                 self._count_429_for_block = 0
             self.settings = new
+            if {"client_id", "client_secret", "redirect_uri"} & set(updates) and all(
+                    new.get(k) for k in ("client_id", "client_secret", "redirect_uri")):
+                self._register_client_locked(new["client_id"], new["client_secret"], new["redirect_uri"],
+                                             new.get("client_name"))
             if revoke and knobs._as_bool("revoke", revoke):
                 self._revoke_locked(None)
             return copy.deepcopy(self.settings)

@@ -43,7 +43,7 @@ def test_window_slides_rather_than_resetting_each_second(strict_api):
     assert all(strict_api.get("/api/v4/account").status_code == 200 for _ in range(4))
     time.sleep(0.6)
     assert all(strict_api.get("/api/v4/account").status_code == 200 for _ in range(3))
-    time.sleep(0.5)  # the first four left the window; the last three are still in it
+    time.sleep(0.55)  # the first four left the window; the last three are still in it
     assert all(strict_api.get("/api/v4/account").status_code == 200 for _ in range(4))
     assert strict_api.get("/api/v4/account").status_code == 429
 
