@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test setup sandbox demo clean-venv
+.PHONY: run test setup sandbox demo clean-venv chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,13 @@ run: setup
 	@echo ""
 	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/gunicorn wsgi:app -c gunicorn.conf.py
 
-test: setup
+# Browser tests drive the system Chromium (never `playwright install`, which downloads).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
+
+test: setup chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The amoCRM sandbox alone, registered for the product's default client id/secret and callback.

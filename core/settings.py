@@ -8,6 +8,8 @@ message naming every problem at once.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -63,6 +65,11 @@ class Settings:
     @property
     def uses_redis(self) -> bool:
         return bool(self.redis_url)
+
+    @property
+    def ip_salt(self) -> str:
+        """Key of the HMAC that replaces visitors' IP addresses (never stored raw); derived from SECRET_KEY."""
+        return hmac.new(self.secret_key.encode(), b"chatsource:ip-hash", hashlib.sha256).hexdigest()
 
     def public(self, path: str) -> str:
         return self.public_url.rstrip("/") + "/" + path.lstrip("/")
