@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         WTF_CSRF_TIME_LIMIT=None,
-        JSON_SORT_KEYS=False,
     )
     app.json.ensure_ascii = False
+    app.json.sort_keys = False
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
 
     db.init_app(app)

@@ -2,7 +2,7 @@
 
 Every request:
 - is checked against AMOCRM_ALLOWED_HOSTS (and https unless loopback) before it is sent;
-- takes a slot from the shared sliding-window limiter, key `amo:{amo_account_id or host}`;
+- takes a slot from the shared sliding-window limiter, key `amo:{account host}` (the token endpoint uses the same key);
 - carries `Authorization: Bearer …` and `X-Client-UUID`, a timeout and no redirects (a redirect would
   carry the token elsewhere);
 - is logged at INFO with method, path, status, duration and amoCRM's `X-Request-Id` — never headers,
@@ -115,7 +115,8 @@ class AmoCrmClient:
         parts = urlsplit(base)
         self.base_url = urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
         self.host = (parts.hostname or "").lower()
-        self.limiter_key = f"amo:{self.amo_account_id or self.host}"
+        # One budget per amoCRM account host, shared with the token endpoint (same host, same count).
+        self.limiter_key = f"amo:{self.host}"
 
     # -- API methods ---------------------------------------------------------------------------
 

@@ -103,12 +103,13 @@ def test_get_account_sends_auth_headers_and_counts_against_limiter(services, cli
         headers = rsps.calls[0].request.headers
     assert headers["Authorization"] == f"Bearer {ACCESS}"
     assert headers["X-Client-UUID"] == "client-uuid-1"
-    assert services.limiter.acquired == ["amo:31337"]
+    assert services.limiter.acquired == ["amo:test.amocrm.ru"]
 
 
-def test_limiter_key_falls_back_to_host(services):
-    client = AmoCrmClient(services, add_integration(services, amo_account_id=None))
-    assert client.limiter_key == "amo:test.amocrm.ru"
+def test_limiter_key_is_the_account_host_even_when_the_account_id_is_known(services):
+    # The token endpoint counts against the same key: one budget per amoCRM account (regression:
+    # keying by account id once known split the budget and earned a 429 right after connecting).
+    assert AmoCrmClient(services, add_integration(services, amo_account_id=31337)).limiter_key == "amo:test.amocrm.ru"
 
 
 def test_204_means_empty(client):
@@ -241,7 +242,7 @@ def test_429_with_html_body_honours_retry_after_then_succeeds(services, client):
         assert client.get_account() == {"id": 31337}
         elapsed = time.monotonic() - started
         assert len(rsps.calls) == 2
-    assert recorder.penalties == [("amo:31337", 1.0)]
+    assert recorder.penalties == [("amo:test.amocrm.ru", 1.0)]
     assert elapsed >= 0.9  # the second request waited for Retry-After
 
 
@@ -254,7 +255,7 @@ def test_429_json_retry_after_too_long_gives_up_at_once(services, client):
             client.get_account()
         assert len(rsps.calls) == 1
     assert info.value.retry_after == 300
-    assert services.limiter.penalties == [("amo:31337", 300.0)]
+    assert services.limiter.penalties == [("amo:test.amocrm.ru", 300.0)]
 
 
 def test_429_storm_becomes_transient_after_3_tries(services, client):
@@ -266,7 +267,7 @@ def test_429_storm_becomes_transient_after_3_tries(services, client):
         assert len(rsps.calls) == 3
     assert info.value.status == 429
     assert len(services.limiter.penalties) == 3
-    assert all(key == "amo:31337" and seconds > 0 for key, seconds in services.limiter.penalties)
+    assert all(key == "amo:test.amocrm.ru" and seconds > 0 for key, seconds in services.limiter.penalties)
 
 
 # -- 401 -------------------------------------------------------------------------------------------

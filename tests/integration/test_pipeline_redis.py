@@ -1,0 +1,47 @@
+"""The production shape: the Redis broker, the Redis rate limiter and Redis locks (fakeredis, and
+the real server on CI), with chats closed in the sandbox recorded exactly once."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import dispose, drain, make_app, api_headers_for
+from tests.integration.pipeline_helpers import connected_integration, requests_of
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def redis_app(db_url, tmp_path, live, any_redis):
+    app = make_app(db_url, tmp_path, redis_client=any_redis, public_url=live.url)
+    live.app = app
+    yield app
+    dispose(app)
+
+
+def test_burst_on_the_redis_broker_is_recorded_once_within_the_rate_limit(redis_app, amo, any_redis):
+    from dramatiq.brokers.redis import RedisBroker
+
+    from core.accounts import ensure_first_account
+    from core.ratelimit import RedisSlidingWindowLimiter
+
+    services = redis_app.extensions["chatsource.services"]
+    assert isinstance(redis_app.extensions["chatsource.broker"], RedisBroker)
+    assert isinstance(services.limiter, RedisSlidingWindowLimiter)
+    with services.session_factory() as session:
+        account_id = ensure_first_account(session).id
+        session.commit()
+    client, api = redis_app.test_client(), api_headers_for(redis_app, account_id)
+    setup = connected_integration(client, api, amo)
+    talks = [amo.state.create_chat(contact={"name": f"Р{i}", "phones": [f"+7903000{i:04d}"]}, origin="telegram")["talk_id"]
+             for i in range(30)]
+    for talk_id in talks:
+        amo.state.close_talk(talk_id, force_close=True, control=True)
+    amo.state.send_talk_events(event="update_talk", talk_ids=talks[:10])  # a repeated batch
+    amo.state.reset_stats()
+    drain(redis_app)
+    rows = requests_of(client, api, limit=500)
+    assert sorted(r["talk_id"] for r in rows) == sorted(talks)
+    assert {r["attribution"] for r in rows} == {"messenger"} and all(r["campaign_id"] == setup.telegram_campaign_id for r in rows)
+    stats = amo.state.get_stats()
+    assert stats["peak_calls_per_second"] <= 7 and stats["responses_429"] == 0
+    assert any_redis.keys("chatsource:lock:*") == []  # every batch lock released
