@@ -61,11 +61,38 @@ def process_event(services: Services, event_id: int) -> ProcessOutcome:
         event = session.get(WebhookEvent, event_id)
         if event is None or event.status != "received":
             return ProcessOutcome("nothing")
+        if event.next_attempt_at is not None:
+            wait = (event.next_attempt_at - utcnow()).total_seconds()
+            if wait > 0.5:  # came back before its backoff ended: wait for it rather than strand it
+                return ProcessOutcome("retry", retry_in_seconds=wait, error=event.error)
         integration_id = event.integration_id
     with services.locks.try_lock(f"talk-batch:{integration_id}", timeout_s=BATCH_LOOP_SECONDS * 4) as acquired:
         if not acquired:
+            # The holder drains every due event and looks again after releasing the lock, so this
+            # event (committed before its message was sent) cannot be left behind.
             return ProcessOutcome("busy")
-        return _drain(services, integration_id, event_id)
+        outcome = _drain(services, integration_id, event_id)
+    if outcome.status == "done":
+        leftover = oldest_due_event(services, integration_id)
+        if leftover is not None:
+            outcome.event_ids_to_enqueue.append(leftover)
+    return outcome
+
+
+def oldest_due_event(services: Services, integration_id: int) -> int | None:
+    """An event that arrived while the lock was being released (or past the loop's time budget)."""
+    now = utcnow()
+    with services.session_factory() as session:
+        return session.scalar(
+            sa.select(WebhookEvent.id)
+            .where(
+                WebhookEvent.integration_id == integration_id,
+                WebhookEvent.status == "received",
+                sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
+            )
+            .order_by(WebhookEvent.id)
+            .limit(1)
+        )
 
 
 def _drain(services: Services, integration_id: int, trigger_event_id: int) -> ProcessOutcome:

@@ -40,11 +40,9 @@ def talk_event_failed(message_data, retry_info):
 def process_talk_event(event_id: int):
     services = runtime.services()
     outcome = talk_processing.process_event(services, event_id)
-    if outcome.status == "busy":
-        # Another worker is draining this integration's backlog (it will likely take this event
-        # too); look again in a second without spending a retry.
-        process_talk_event.send_with_options(args=(event_id,), delay=1000)
-    elif outcome.status == "retry":
+    # "busy": another worker holds this integration's batch lock and takes this event too.
+    enqueue_talk_events(outcome.event_ids_to_enqueue)
+    if outcome.status == "retry":
         raise dramatiq.Retry(f"amoCRM not available: {outcome.error}", delay=int((outcome.retry_in_seconds or 10) * 1000))
     log.info("talk event %s: %s (%s recorded)", event_id, outcome.status, outcome.processed)
 

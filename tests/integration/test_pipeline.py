@@ -221,3 +221,53 @@ def test_replay_of_a_failed_event(app, client, api, amo, services):
     assert client.post(f"/api/v1/events/{event['id']}/replay", headers=api).status_code == 202
     drain(app)
     assert len(requests_of(client, api)) == 1  # replaying again changes nothing
+
+
+def test_a_message_early_for_its_backoff_waits_instead_of_finishing(app, client, api, amo, services):
+    from datetime import timedelta
+
+    from core import talk_processing
+    from core.db import utcnow
+
+    setup = connected_integration(client, api, amo)
+    chat = open_chat(amo, setup)
+    app.extensions["chatsource.broker"].flush_all()
+    amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
+    app.extensions["chatsource.broker"].flush_all()
+    with services.session_factory() as session:
+        event = session.scalar(sa.select(WebhookEvent).where(WebhookEvent.action == "update"))
+        event.next_attempt_at = utcnow() + timedelta(seconds=30)
+        session.commit()
+        event_id = event.id
+    outcome = talk_processing.process_event(services, event_id)
+    assert outcome.status == "retry" and 25 < outcome.retry_in_seconds <= 30
+    with services.session_factory() as session:
+        session.execute(sa.update(WebhookEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        session.commit()
+    assert talk_processing.process_event(services, event_id).status == "done"
+    assert len(requests_of(client, api)) == 1
+
+
+def test_an_event_arriving_while_another_worker_drains_is_not_left_behind(app, client, api, amo, services):
+    from core import talk_processing
+
+    setup = connected_integration(client, api, amo)
+    first, second = open_chat(amo, setup), open_chat(amo, setup)
+    broker = app.extensions["chatsource.broker"]
+    broker.flush_all()
+    amo.state.close_talk(first["talk_id"], force_close=True, control=True)
+    broker.flush_all()
+    with services.session_factory() as session:
+        first_event = session.scalar(sa.select(WebhookEvent.id).where(WebhookEvent.talk_id == first["talk_id"], WebhookEvent.action == "update"))
+    # Another worker holds the batch lock when the second close arrives: its message is dropped as busy…
+    with services.locks.try_lock(f"talk-batch:{setup.integration_id}") as held:
+        assert held
+        amo.state.close_talk(second["talk_id"], force_close=True, control=True)
+        broker.flush_all()
+        with services.session_factory() as session:
+            second_event = session.scalar(sa.select(WebhookEvent.id).where(WebhookEvent.talk_id == second["talk_id"], WebhookEvent.action == "update"))
+        assert talk_processing.process_event(services, second_event).status == "busy"
+    # …and the holder's run finds it after releasing the lock (here: the first event's message).
+    outcome = talk_processing.process_event(services, first_event)
+    assert outcome.status == "done" and outcome.processed == 2
+    assert len(requests_of(client, api)) == 2
