@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
 
-.PHONY: run test setup sandbox demo clean-venv chromium
+.PHONY: run test setup sandbox demo clean-venv chromium bench wrk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# Translations are build products (.mo files are git-ignored): ours, and Flask-Admin's Russian.
 setup: $(VENV)/.installed
+	@$(BIN)/pybabel compile -d web/translations
+	@$(BIN)/python -m web.i18n
 
 run: setup
 	$(BIN)/flask --app wsgi db upgrade
@@ -42,5 +45,35 @@ sandbox: setup
 	  --client-id $${AMOCRM_CLIENT_ID:-chatsource-demo} --client-secret $${AMOCRM_CLIENT_SECRET:-chatsource-demo-secret} \
 	  --redirect-uri $${PUBLIC_URL:-http://127.0.0.1:$(PORT)}/oauth/amocrm/callback
 
+# The try-it path: the product and the amoCRM sandbox side by side (Procfile.demo, honcho), on SQLite
+# with the in-process worker. Sign in at http://127.0.0.1:$(PORT)/admin/ as admin@example.ru.
+DEMO_ADMIN_EMAIL ?= admin@example.ru
+DEMO_ADMIN_PASSWORD ?= chatsource-demo
+SANDBOX_PORT ?= 8765
+demo: export AMOCRM_ALLOWED_HOSTS ?= *.amocrm.ru,*.amocrm.com,*.kommo.com,127.0.0.1,localhost
+demo: export AMOCRM_CLIENT_ID ?= chatsource-demo
+demo: export AMOCRM_CLIENT_SECRET ?= chatsource-demo-secret
+demo: export PUBLIC_URL ?= http://127.0.0.1:$(PORT)
+demo: export SANDBOX_PORT := $(SANDBOX_PORT)
+demo: setup
+	$(BIN)/flask --app wsgi db upgrade
+	ADMIN_EMAIL=$(DEMO_ADMIN_EMAIL) ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) $(BIN)/flask --app wsgi bootstrap
+	@echo ""
+	@echo "  Chatsource admin:  $(PUBLIC_URL)/admin/   ($(DEMO_ADMIN_EMAIL) / $(DEMO_ADMIN_PASSWORD) unless that user existed)"
+	@echo "  amoCRM sandbox:    http://127.0.0.1:$(SANDBOX_PORT)/   (AmoCRM URL: http://127.0.0.1:$(SANDBOX_PORT),"
+	@echo "                     Token URL: http://127.0.0.1:$(SANDBOX_PORT)/oauth2/access_token)"
+	@echo ""
+	PATH="$(abspath $(BIN)):$$PATH" WEB_CONCURRENCY=1 BIND_HOST=127.0.0.1 $(BIN)/honcho -f Procfile.demo start
+
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks (issue #6, docs/benchmarks.md): the Procfile's web + worker on the local PostgreSQL and
+# Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL), loopback only. `make bench BENCH=latency` runs one.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk is missing: sudo apt-get install wrk"; exit 1; fi; }
+
+bench: setup wrk
+	$(BIN)/python -m bench $(BENCH)

@@ -11,14 +11,19 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = 20
 graceful_timeout = 20  # Heroku sends SIGKILL 30 s after SIGTERM
 keepalive = 5
-max_requests = 1000
-max_requests_jitter = 100
+# Recycle workers now and then (Redash's guard against slow leaks), but rarely: a restart re-imports
+# the app (~1 s of CPU), and at 1,000 webhooks/s a limit of 1,000 restarted a worker every second and
+# halved the throughput (bench.webhook_ingest, docs/benchmarks.md).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
+max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 preload_app = False  # no DB or Redis connection may be shared across the fork
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 
 _WEBHOOK_TOKEN = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
+# The OAuth callback's one-time code and state (admin issue #3): spent at once, still credentials.
+_OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")
 
 
 class RedactingLogger(Logger):
@@ -26,9 +31,12 @@ class RedactingLogger(Logger):
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        for key in ("r", "U"):
+        callback = "/oauth/amocrm/callback" in str(atoms.get("U", ""))
+        for key in ("r", "U", "q"):
             if key in atoms and isinstance(atoms[key], str):
                 atoms[key] = _WEBHOOK_TOKEN.sub(r"\1***", atoms[key])
+                if callback:
+                    atoms[key] = _OAUTH_SECRETS.sub(r"\1***", atoms[key])
         return atoms
 
 

@@ -130,3 +130,31 @@ def campaign_to_dict(campaign: Campaign) -> dict:
         "priority": campaign.priority,
         "conditions": campaign.conditions or [],
     }
+
+
+# --- editing (the admin's edit forms; added with issue #3) ------------------------------------
+
+def update_site(session: Session, account_id: int, site_id, name, domain) -> Site:
+    site = get_owned(session, Site, account_id, site_id)
+    site.name, site.domain = _name(name), normalise_domain(domain)
+    session.flush()
+    return site
+
+
+def update_source(session: Session, account_id: int, source_id, name, priority=None, conditions=None) -> Source:
+    source = get_owned(session, Source, account_id, source_id)
+    source.name, source.priority, source.conditions = _name(name), _priority(priority), _conditions(conditions)
+    session.flush()
+    return source
+
+
+def update_campaign(session: Session, account_id: int, campaign_id, name, site_id, priority=None, conditions=None) -> Campaign:
+    campaign = get_owned(session, Campaign, account_id, campaign_id)
+    try:
+        site = get_owned(session, Site, account_id, site_id)
+    except NotFound:
+        raise ValidationFailed(f"site {site_id} does not exist in this account", "site_id")
+    campaign.name, campaign.site_id = _name(name), site.id
+    campaign.priority, campaign.conditions = _priority(priority), _conditions(conditions)
+    session.flush()
+    return campaign

@@ -121,7 +121,9 @@ def update_integration(session: Session, services: Services, integration: Integr
             raise ValidationFailed("session_field_id must be an amoCRM custom field id (a positive number) or null", "session_field_id")
         integration.session_field_id = value
     if "session_field_name" in data:
-        integration.session_field_name = (data["session_field_name"] or None) and str(data["session_field_name"])[:300]
+        if data["session_field_name"] is not None and not isinstance(data["session_field_name"], str):
+            raise ValidationFailed("session_field_name must be text or null", "session_field_name")
+        integration.session_field_name = (data["session_field_name"] or None) and data["session_field_name"][:300]
     if "traffic_type" in data:
         if data["traffic_type"] not in TRAFFIC_TYPES:
             raise ValidationFailed("traffic_type must be 'campaign' or 'source_site'", "traffic_type")
@@ -218,35 +220,8 @@ def rotate_webhook_token(session: Session, services: Services, integration: Inte
     return services.webhook_url(token)
 
 
-def site_script(services: Services, integration: Integration) -> str | None:
-    """Spec step 7: installed below our main tracking code; hands our session id to the amoCRM chat
-    button (`amo_social_button` on amoCRM, `crm_plugin` on Kommo) in the chosen custom field."""
-    if not integration.session_field_id:
-        return None
-    entity = "lead" if integration.session_field_entity == "leads" else "contact"
-    config = json.dumps({"fieldId": integration.session_field_id, "entity": entity}, separators=(",", ":"))
-    return (
-        "<script>\n"
-        "(function (w) {\n"
-        f"  var cfg = {config}, sent = null;\n"
-        "  function meta(id) {\n"
-        "    var p = {}; p[cfg.entity] = {custom_fields: [{id: cfg.fieldId, values: [{value: String(id)}]}]};\n"
-        "    return p;\n"
-        "  }\n"
-        "  function push() {\n"
-        "    var cs = w.Chatsource, id = cs && cs.getSessionId && cs.getSessionId();\n"
-        "    var btn = w.amo_social_button || w.crm_plugin;\n"
-        "    if (!id || !btn || !btn.setMeta || id === sent) return;\n"
-        "    btn.setMeta(meta(id)); sent = id;\n"
-        "  }\n"
-        "  function start() {\n"
-        "    if (w.Chatsource && w.Chatsource.onReady) w.Chatsource.onReady(push);\n"
-        "    push(); var n = 0, t = setInterval(function () { push(); if (++n > 600) clearInterval(t); }, 1000);\n"
-        "  }\n"
-        "  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start); else start();\n"
-        "})(window);\n"
-        "</script>"
-    )
+# Spec step 7, «Скрипт для вашего сайта»: generated in core/site_script.py (tracking, issue #4).
+from core.site_script import site_script  # noqa: E402,F401
 
 
 def to_dict(services: Services, integration: Integration) -> dict:
@@ -296,3 +271,26 @@ def custom_fields(services: Services, integration: Integration) -> list[dict]:
         for f in client.list_custom_fields(entity):
             result.append({"id": f.get("id"), "name": f.get("name"), "type": f.get("type"), "code": f.get("code"), "entity": entity})
     return result
+
+
+def seen_origins(session: Session, integration_id: int, limit: int = 200, window: int = 20_000) -> list[str]:
+    """Every talk `origin` amoCRM has sent to this integration lately (its last `window` events,
+    newest first), so the admin can map messengers whose codes are undocumented (the site chat, VK,
+    Viber, Avito…) from real traffic. The window keeps the query cheap on a large inbox."""
+    from core.models import WebhookEvent
+
+    recent = (
+        sa.select(WebhookEvent.id, WebhookEvent.item["origin"].as_string().label("origin"))
+        .where(WebhookEvent.integration_id == integration_id)
+        .order_by(WebhookEvent.id.desc())
+        .limit(window)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(recent.c.origin, sa.func.max(recent.c.id).label("last"))
+        .where(recent.c.origin.is_not(None), recent.c.origin != "")
+        .group_by(recent.c.origin)
+        .order_by(sa.desc("last"))
+        .limit(limit)
+    )
+    return [value for value, _ in rows if value]

@@ -12,6 +12,20 @@ UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 CLICK_ID_FIELDS = ("gclid", "yclid", "fbclid")
 
 
+def request_search_text(contact_name: str | None, email: str | None, phone: str | None) -> str | None:
+    """What the Raw data search looks in: the name and email case-folded, the phone as digits only
+    (so «8 915 123», «+7 (915) 123» and «915123» all find +79151234567; see core.reports)."""
+    parts = [(contact_name or "").casefold().strip(), (email or "").casefold().strip(), "".join(ch for ch in (phone or "") if ch.isdigit())]
+    text = "\n".join(parts)
+    return text if text.strip() else None
+
+
+def _request_search_text_default(context) -> str | None:
+    # A column default, so every INSERT made through SQLAlchemy (ORM or Core, one row or many) fills it.
+    params = context.get_current_parameters()
+    return request_search_text(params.get("contact_name"), params.get("email"), params.get("phone"))
+
+
 class Account(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -114,6 +128,13 @@ class VisitorSession(Base):
     device: Mapped[str | None] = mapped_column(sa.String(20))
     browser: Mapped[str | None] = mapped_column(sa.String(50))
     ip_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    # Tracking code (issue #4): the entrance page's title and the page views the session saw.
+    entrance_title: Mapped[str | None] = mapped_column(sa.String(300))
+    page_views: Mapped[int] = mapped_column(default=1, server_default="1")
+    __table_args__ = (
+        # The tracking endpoint's lookup: this visitor's latest session on this site.
+        sa.Index("ix_visitor_sessions_site_visitor_activity", "site_id", "visitor_id", "last_activity_at"),
+    )
 
 
 class Integration(Base):
@@ -143,6 +164,8 @@ class Integration(Base):
     webhook_token_enc: Mapped[str] = mapped_column(sa.Text)
     webhook_registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     webhook_disabled: Mapped[bool] = mapped_column(default=False)
+    # When the periodic check last read amoCRM's webhook list (core.maintenance.check_webhooks).
+    webhook_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_field_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     session_field_name: Mapped[str | None] = mapped_column(sa.String(300))
     session_field_entity: Mapped[str] = mapped_column(sa.String(10), default="leads")
@@ -198,6 +221,22 @@ class OAuthState(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ReplayRun(Base):
+    """One «replay by filter» (admin or API): which events it sent round again, for its progress."""
+
+    __tablename__ = "replay_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("integrations.id", ondelete="SET NULL"))
+    statuses: Mapped[list] = mapped_column(JSONType, default=list)
+    date_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    date_till: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    total: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[dict] = mapped_column(JSONType, default=dict)
+    requested_by: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class WebhookEvent(Base):
     """The inbox: one row per talk item amoCRM posted, stored before we answer 2xx.
 
@@ -225,6 +264,7 @@ class WebhookEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("requests.id", ondelete="SET NULL"))
+    replay_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("replay_runs.id", ondelete="SET NULL"), index=True)
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "dedupe_key"),
         sa.Index("ix_webhook_events_integration_status", "integration_id", "status"),
@@ -267,8 +307,21 @@ class ChatRequest(Base):
     amo_lead_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     amo_contact_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Case-folded name, email and phone digits for the Raw data search (filled by the default).
+    search_text: Mapped[str | None] = mapped_column(sa.Text, default=_request_search_text_default)
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "talk_id"),
         sa.Index("ix_requests_account_created", "account_id", "created_at"),
+        # The Raw data report's filters, each with the date sort behind it (core.reports, core.dashboard).
+        sa.Index("ix_requests_account_channel_created", "account_id", "channel", "created_at"),
+        sa.Index("ix_requests_account_campaign_created", "account_id", "campaign_id", "created_at"),
+        sa.Index("ix_requests_account_source_created", "account_id", "source_id", "created_at"),
+        sa.Index("ix_requests_account_site_created", "account_id", "site_id", "created_at"),
+        sa.Index("ix_requests_account_attribution_created", "account_id", "attribution", "created_at"),
+        sa.Index("ix_requests_account_integration_created", "account_id", "integration_id", "created_at"),
+        # Substring search: a pg_trgm GIN index on PostgreSQL (migration 0004 falls back to a plain
+        # index where the extension cannot be created); a plain index on SQLite.
+        sa.Index("ix_requests_search_text", "search_text", postgresql_using="gin",
+                 postgresql_ops={"search_text": "gin_trgm_ops"}),
         sa.CheckConstraint("attribution in ('session', 'messenger', 'default')", name="attribution"),
     )

@@ -1,12 +1,40 @@
-"""Reading requests and inbox events for the Data API and the admin, always within one account."""
+"""The Raw data report («Сырые данные → Обращения и цели») and the inbox list, always within one account.
+
+- `RequestFilter` — date range, integration, channel, campaign, source, site, attribution and a search
+  by phone, email or name. `RequestFilter.from_params` validates strings from a query string or a
+  form and raises `ValidationFailed(message, field)`.
+- `page_requests` — sorted by a whitelisted column with the id as a stable tie-break; offset pages
+  (with the total) or keyset pages (`cursor`, stays quick however deep).
+- `iter_requests_csv` — the same rows as CSV, streamed in chunks from a server-side cursor (flat
+  memory on a million rows), cells that a spreadsheet would run as a formula neutralised, human
+  column headers in Russian or English, names and amoCRM links resolved.
+
+Dates given as a bare date (2026-11-24) or a date-time without an offset are in the report's time zone
+(the account's, Europe/Moscow unless said otherwise); an explicit offset is kept.
+"""
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import csv
+import io
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterator, Mapping
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from core.models import ChatRequest, WebhookEvent
+from core.catalog import ValidationFailed
+from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
+
+DEFAULT_TZ = "Europe/Moscow"
+ATTRIBUTIONS = ("session", "messenger", "default")
+NONE_ID = 0  # as a campaign / source / site filter: requests that have none
+MAX_SEARCH_LENGTH = 200
+MAX_ID = 2**62
 
 REQUEST_COLUMNS = (
     "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "email", "created_at",
@@ -16,33 +44,602 @@ REQUEST_COLUMNS = (
 )
 EVENT_STATUSES = ("received", "processing", "done", "skipped", "ignored", "parked", "failed")
 
+CHANNEL_LABELS = {
+    "site_chat": ("Онлайн-чат на сайте", "Website chat"),
+    "telegram": ("Telegram", "Telegram"),
+    "whatsapp": ("WhatsApp", "WhatsApp"),
+    "instagram": ("Instagram", "Instagram"),
+    "facebook": ("Facebook Messenger", "Facebook Messenger"),
+    "vk": ("ВКонтакте", "VK"),
+    "viber": ("Viber", "Viber"),
+    "avito": ("Авито", "Avito"),
+    "tiktok": ("TikTok", "TikTok"),
+    "mercadolibre": ("Mercado Libre", "Mercado Libre"),
+    "lazada": ("Lazada", "Lazada"),
+    "other": ("Другой канал", "Other channel"),
+    "unknown": ("Канал не известен", "Unknown channel"),
+}
+ATTRIBUTION_LABELS = {
+    "session": ("Сессия", "Session"),
+    "messenger": ("Мессенджер", "Messenger"),
+    "default": ("По умолчанию", "Default"),
+}
+LANGS = ("ru", "en")
 
-def request_to_dict(row: ChatRequest) -> dict:
-    data = {}
-    for column in REQUEST_COLUMNS:
-        value = getattr(row, column)
-        data[column] = value.isoformat() if isinstance(value, datetime) else value
-    return data
+
+def _pick(pair: tuple[str, str], lang: str) -> str:
+    return pair[1] if lang == "en" else pair[0]
+
+
+def channel_label(channel: str | None, lang: str = "ru") -> str:
+    if not channel:
+        return _pick(CHANNEL_LABELS["unknown"], lang)
+    return _pick(CHANNEL_LABELS[channel], lang) if channel in CHANNEL_LABELS else channel
+
+
+def attribution_label(kind: str | None, lang: str = "ru") -> str:
+    return _pick(ATTRIBUTION_LABELS[kind], lang) if kind in ATTRIBUTION_LABELS else (kind or "")
+
+
+# --- time zones and dates ------------------------------------------------------------------------
+
+_TZ_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
+
+
+def get_zone(name: str | None) -> ZoneInfo:
+    """An IANA zone; `ValidationFailed` (field `tz`) for anything else. The name is safe to quote in SQL."""
+    name = name or DEFAULT_TZ
+    if not isinstance(name, str) or len(name) > 64 or not _TZ_NAME.match(name):
+        raise ValidationFailed("tz must be an IANA time zone such as Europe/Moscow", "tz")
+    try:
+        return ZoneInfo(name)
+    except Exception:  # ZoneInfoNotFoundError, or a name that is a folder of the zone database
+        raise ValidationFailed(f"unknown time zone {name!r}; use an IANA name such as Europe/Moscow", "tz") from None
+
+
+def parse_moment(raw: str | None, field: str, zone: ZoneInfo, *, end_of_day: bool = False) -> datetime | None:
+    """ISO 8601 date or date-time → an aware UTC datetime. A bare date is the start of that day in
+    `zone` (its last microsecond with `end_of_day`); a date-time without an offset is in `zone`."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    example = "e.g. 2026-11-24 or 2026-11-24T10:00:00+03:00"
+    if not isinstance(raw, str):
+        raise ValidationFailed(f"{field} must be an ISO 8601 date or date-time, {example}", field)
+    text = raw.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            value = datetime.combine(day, time.max if end_of_day else time.min, tzinfo=zone)
+        else:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=zone)
+        value = value.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise ValidationFailed(f"{field} must be an ISO 8601 date or date-time, {example}", field) from None
+    if not 1970 <= value.year <= 9000:
+        raise ValidationFailed(f"{field} must be between 1970 and 9000", field)
+    return value
+
+
+def local_day_bounds(day_from: date, day_till: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) in UTC covering the local days day_from … day_till (inclusive)."""
+    start = datetime.combine(day_from, time.min, tzinfo=zone).astimezone(timezone.utc)
+    end = datetime.combine(day_till + timedelta(days=1), time.min, tzinfo=zone).astimezone(timezone.utc)
+    return start, end
+
+
+# --- the filter ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """What the Raw data report shows. Dates are aware datetimes, both ends inclusive. For
+    campaign / source / site, `NONE_ID` (0) means «without one»."""
+
+    date_from: datetime | None = None
+    date_till: datetime | None = None
+    integration_id: int | None = None
+    channel: str | None = None
+    campaign_id: int | None = None
+    source_id: int | None = None
+    site_id: int | None = None
+    attribution: str | None = None
+    q: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str], tz: str | ZoneInfo | None = None) -> "RequestFilter":
+        """From query-string values (missing or empty = no filter). Raises `ValidationFailed`."""
+        zone = tz if isinstance(tz, ZoneInfo) else get_zone(tz)
+        get = lambda name: params.get(name)  # noqa: E731
+        flt = cls(
+            date_from=parse_moment(get("date_from"), "date_from", zone),
+            date_till=parse_moment(get("date_till"), "date_till", zone, end_of_day=True),
+            integration_id=_id_param(get("integration_id"), "integration_id", allow_none=False),
+            channel=_text_param(get("channel"), "channel", 30),
+            campaign_id=_id_param(get("campaign_id"), "campaign_id"),
+            source_id=_id_param(get("source_id"), "source_id"),
+            site_id=_id_param(get("site_id"), "site_id"),
+            attribution=_choice_param(get("attribution"), "attribution", ATTRIBUTIONS),
+            q=_text_param(get("q"), "q", MAX_SEARCH_LENGTH),
+        )
+        flt.check()
+        return flt
+
+    def check(self) -> None:
+        if self.date_from and self.date_till and self.date_from > self.date_till:
+            raise ValidationFailed("date_from is after date_till", "date_from")
+        if self.attribution is not None and self.attribution not in ATTRIBUTIONS:
+            raise ValidationFailed(f"attribution must be one of: {', '.join(ATTRIBUTIONS)}", "attribution")
+
+    def conditions(self, account_id: int) -> list:
+        c = ChatRequest
+        where = [c.account_id == account_id]
+        if self.date_from:
+            where.append(c.created_at >= self.date_from)
+        if self.date_till:
+            where.append(c.created_at <= self.date_till)
+        if self.integration_id:
+            where.append(c.integration_id == self.integration_id)
+        if self.channel:
+            where.append(c.channel == self.channel)
+        for column, value in ((c.campaign_id, self.campaign_id), (c.source_id, self.source_id), (c.site_id, self.site_id)):
+            if value == NONE_ID:
+                where.append(column.is_(None))
+            elif value is not None:
+                where.append(column == value)
+        if self.attribution:
+            where.append(c.attribution == self.attribution)
+        if self.q:
+            where.append(search_condition(self.q))
+        return where
+
+
+def _text_param(raw, field: str, max_length: int) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValidationFailed(f"{field} must be text", field)
+    text = " ".join(raw.split())
+    if not text:
+        return None
+    if len(text) > max_length:
+        raise ValidationFailed(f"{field} is longer than {max_length} characters", field)
+    if any(ord(ch) < 32 for ch in text):
+        raise ValidationFailed(f"{field} contains control characters", field)
+    return text
+
+
+def _id_param(raw, field: str, allow_none: bool = True) -> int | None:
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        text = str(raw).strip().lower()
+        if allow_none and text == "none":
+            return NONE_ID
+        if not text.isdigit() or not text.isascii():
+            hint = " or none (without one)" if allow_none else ""
+            raise ValidationFailed(f"{field} must be a positive whole number{hint}", field)
+        value = int(text)
+    if not 1 <= value <= MAX_ID:
+        raise ValidationFailed(f"{field} must be a positive whole number", field)
+    return value
+
+
+def _choice_param(raw, field: str, choices: tuple[str, ...]) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        raise ValidationFailed(f"{field} must be one of: {', '.join(choices)}", field)
+    return raw
+
+
+# --- search --------------------------------------------------------------------------------------
+
+_PHONE_LIKE = re.compile(r"^[\d\s()+\-.]+$")
+
+
+def search_patterns(q: str) -> list[str]:
+    """The substrings of `requests.search_text` that match the search `q`.
+
+    `search_text` holds the case-folded name and email and the phone's digits. A query that looks like
+    a phone matches by digits however it was typed: «+7 (915) 123-45», «915 123» and the Russian
+    trunk form «8 915 123» (its 8 read as +7) all find +79151234567."""
+    text = " ".join(q.split()).casefold()
+    patterns = [text] if text else []
+    if _PHONE_LIKE.match(text):
+        digits = "".join(ch for ch in text if ch.isdigit())
+        if len(digits) >= 3:
+            patterns = [digits]
+            if digits.startswith("8") and len(digits) >= 4:
+                patterns.append("7" + digits[1:])
+    return patterns
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_condition(q: str):
+    patterns = search_patterns(q)
+    if not patterns:
+        return sa.true()
+    # The pattern is built here, not in SQL, so PostgreSQL sees a constant and can use the trigram index.
+    return sa.or_(*[ChatRequest.search_text.like(f"%{_like_escape(p)}%", escape="\\") for p in patterns])
+
+
+# --- sorting and paging --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SortSpec:
+    key: str
+    label: tuple[str, str]
+    kind: str  # datetime | int | text
+    join: object | None = None  # a model to outer-join for the expression
+
+
+SORTS: dict[str, SortSpec] = {
+    "created_at": SortSpec("created_at", ("Дата и время", "Date and time"), "datetime"),
+    "id": SortSpec("id", ("ID", "ID"), "int"),
+    "talk_id": SortSpec("talk_id", ("ID беседы", "Talk ID"), "int"),
+    "channel": SortSpec("channel", ("Канал", "Channel"), "text"),
+    "attribution": SortSpec("attribution", ("Атрибуция", "Attribution"), "text"),
+    "contact_name": SortSpec("contact_name", ("Имя", "Name"), "text"),
+    "phone": SortSpec("phone", ("Телефон", "Phone"), "text"),
+    "email": SortSpec("email", ("Email", "Email"), "text"),
+    "integration": SortSpec("integration", ("Интеграция", "Integration"), "text", Integration),
+    "site": SortSpec("site", ("Сайт", "Site"), "text", Site),
+    "campaign": SortSpec("campaign", ("Рекламная кампания", "Ad campaign"), "text", Campaign),
+    "source": SortSpec("source", ("Источник", "Source"), "text", Source),
+}
+DEFAULT_SORT = "-created_at"
+_JOIN_ON = {
+    Integration: lambda: Integration.id == ChatRequest.integration_id,
+    Site: lambda: Site.id == ChatRequest.site_id,
+    Campaign: lambda: Campaign.id == ChatRequest.campaign_id,
+    Source: lambda: Source.id == ChatRequest.source_id,
+}
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: str = "created_at"
+    descending: bool = True
+
+    @classmethod
+    def parse(cls, raw: str | None) -> "Sort":
+        """«created_at» ascending, «-created_at» descending (the default)."""
+        raw = (raw or DEFAULT_SORT).strip()
+        descending = raw.startswith("-")
+        key = raw.lstrip("-+ ")
+        if key not in SORTS:
+            allowed = ", ".join(SORTS)
+            raise ValidationFailed(f"sort must be one of: {allowed} (a leading - sorts descending)", "sort")
+        return cls(key, descending)
+
+    def __str__(self) -> str:
+        return ("-" if self.descending else "") + self.key
+
+    @property
+    def spec(self) -> SortSpec:
+        return SORTS[self.key]
+
+    def expression(self):
+        c = ChatRequest
+        plain = {"created_at": c.created_at, "id": c.id, "talk_id": c.talk_id, "channel": c.channel, "attribution": c.attribution}
+        if self.key in plain:
+            return plain[self.key]
+        text = {"contact_name": c.contact_name, "phone": c.phone, "email": c.email, "integration": Integration.name,
+                "site": Site.name, "campaign": Campaign.name, "source": Source.name}[self.key]
+        return sa.func.coalesce(text, "")
+
+    def apply(self, stmt):
+        if self.spec.join is not None:
+            stmt = stmt.outerjoin(self.spec.join, _JOIN_ON[self.spec.join]())
+        expr = self.expression()
+        if self.key == "id":
+            return stmt.order_by(ChatRequest.id.desc() if self.descending else ChatRequest.id.asc())
+        if self.descending:
+            return stmt.order_by(expr.desc(), ChatRequest.id.desc())
+        return stmt.order_by(expr.asc(), ChatRequest.id.asc())
+
+    def after(self, value, last_id: int):
+        """Rows after (value, last_id) in this order, written so an index on the sort column helps."""
+        c = ChatRequest
+        if self.key == "id":
+            return c.id < last_id if self.descending else c.id > last_id
+        expr = self.expression()
+        bound = sa.bindparam(None, value, type_=c.created_at.type if self.spec.kind == "datetime" else None)
+        if self.descending:
+            return sa.and_(expr <= bound, sa.or_(expr < bound, c.id < last_id))
+        return sa.and_(expr >= bound, sa.or_(expr > bound, c.id > last_id))
+
+    def value_of(self, row: ChatRequest, refs: "Refs | None" = None):
+        if self.key in ("created_at", "id", "talk_id", "channel", "attribution"):
+            return getattr(row, self.key)
+        if self.key in ("contact_name", "phone", "email"):
+            return getattr(row, self.key) or ""
+        refs = refs or Refs()
+        return {"integration": refs.integrations, "site": refs.sites, "campaign": refs.campaigns,
+                "source": refs.sources}[self.key].get(getattr(row, f"{self.key}_id"), "")
+
+
+def encode_cursor(sort: Sort, value, last_id: int) -> str:
+    payload = {"s": str(sort), "v": value.isoformat() if isinstance(value, datetime) else value, "i": last_id}
+    return base64.urlsafe_b64encode(json.dumps(payload, ensure_ascii=False).encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, sort: Sort):
+    """(value, last_id) from a cursor made for the same sort; `ValidationFailed` otherwise."""
+    problem = ValidationFailed("cursor is not valid for this sort; start again from the first page", "cursor")
+    try:
+        if len(raw) > 2000:
+            raise ValueError
+        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
+        if not isinstance(payload, dict) or payload.get("s") != str(sort):
+            raise ValueError
+        last_id, value = payload["i"], payload["v"]
+        if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 < last_id <= MAX_ID:
+            raise ValueError
+        kind = sort.spec.kind
+        if kind == "datetime":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError
+        elif kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int) or abs(value) > MAX_ID:
+                raise ValueError
+        elif not isinstance(value, str) or "\x00" in value:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, json.JSONDecodeError, base64.binascii.Error):
+        raise problem from None
+    return value, last_id
+
+
+@dataclass
+class RequestPage:
+    rows: list[ChatRequest]
+    total: int | None
+    next_cursor: str | None = None
+    refs: "Refs | None" = None
+
+
+def count_requests(session: Session, account_id: int, flt: RequestFilter | None = None) -> int:
+    flt = flt or RequestFilter()
+    return session.scalar(sa.select(sa.func.count()).select_from(ChatRequest).where(*flt.conditions(account_id))) or 0
+
+
+def page_requests(session: Session, account_id: int, flt: RequestFilter | None = None, sort: Sort | str | None = None,
+                  *, limit: int = 100, offset: int = 0, cursor: str | None = None, with_total: bool = True,
+                  with_refs: bool = True) -> RequestPage:
+    """One page of the Raw data report. With `cursor` (from the previous page's `next_cursor`) the
+    page is found by keyset, so page 10 000 is as quick as page 1; otherwise by `offset`."""
+    flt = flt or RequestFilter()
+    sort = sort if isinstance(sort, Sort) else Sort.parse(sort)
+    limit = max(1, min(int(limit), 10_000))
+    stmt = sort.apply(sa.select(ChatRequest).where(*flt.conditions(account_id)))
+    if cursor:
+        value, last_id = decode_cursor(cursor, sort)
+        stmt = stmt.where(sort.after(value, last_id))
+    elif offset:
+        stmt = stmt.offset(offset)
+    rows = list(session.scalars(stmt.limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    refs = load_refs(session, account_id, rows) if with_refs or sort.spec.join is not None else None
+    next_cursor = encode_cursor(sort, sort.value_of(rows[-1], refs), rows[-1].id) if more and rows else None
+    total = count_requests(session, account_id, flt) if with_total else None
+    return RequestPage(rows, total, next_cursor, refs)
 
 
 def list_requests(session: Session, account_id: int, *, date_from: datetime | None = None, date_till: datetime | None = None,
                   integration_id: int | None = None, channel: str | None = None, attribution: str | None = None,
-                  limit: int = 100, offset: int = 0) -> tuple[list[ChatRequest], int]:
-    query = sa.select(ChatRequest).where(ChatRequest.account_id == account_id)
-    if date_from:
-        query = query.where(ChatRequest.created_at >= date_from)
-    if date_till:
-        query = query.where(ChatRequest.created_at <= date_till)
-    if integration_id:
-        query = query.where(ChatRequest.integration_id == integration_id)
-    if channel:
-        query = query.where(ChatRequest.channel == channel)
-    if attribution:
-        query = query.where(ChatRequest.attribution == attribution)
-    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = list(session.scalars(query.order_by(ChatRequest.created_at.desc(), ChatRequest.id.desc()).limit(limit).offset(offset)))
-    return rows, total
+                  limit: int = 100, offset: int = 0, flt: RequestFilter | None = None,
+                  sort: Sort | str | None = None) -> tuple[list[ChatRequest], int]:
+    """(rows, total) — the original signature; `flt` and `sort` give the whole report."""
+    flt = flt or RequestFilter()
+    overrides = {k: v for k, v in dict(date_from=date_from, date_till=date_till, integration_id=integration_id,
+                                       channel=channel, attribution=attribution).items() if v is not None}
+    if overrides:
+        flt = replace(flt, **overrides)
+    page = page_requests(session, account_id, flt, sort, limit=limit, offset=offset, with_refs=False)
+    return page.rows, page.total
 
+
+# --- names and links -----------------------------------------------------------------------------
+
+@dataclass
+class Refs:
+    """Names of the sites, campaigns, sources and integrations that rows point at, and each
+    integration's amoCRM address for the lead and contact links."""
+
+    sites: dict[int, str] = field(default_factory=dict)
+    campaigns: dict[int, str] = field(default_factory=dict)
+    sources: dict[int, str] = field(default_factory=dict)
+    integrations: dict[int, str] = field(default_factory=dict)
+    amo_bases: dict[int, str | None] = field(default_factory=dict)
+
+    def lead_url(self, integration_id: int, lead_id: int | None) -> str | None:
+        base = self.amo_bases.get(integration_id)
+        return f"{base}/leads/detail/{lead_id}" if base and lead_id else None
+
+    def contact_url(self, integration_id: int, contact_id: int | None) -> str | None:
+        base = self.amo_bases.get(integration_id)
+        return f"{base}/contacts/detail/{contact_id}" if base and contact_id else None
+
+
+def amo_base_url(integration: Integration) -> str | None:
+    """The amoCRM account's web address: where the OAuth callback said it is, else what the admin typed."""
+    for candidate in (integration.api_base_url, integration.amocrm_url):
+        if not candidate or "yourdomain" in candidate.lower():
+            continue
+        base = candidate if "://" in candidate else f"https://{candidate}"
+        if base.startswith(("https://", "http://")):
+            base = base.rstrip("/")
+            return base[:-len("/oauth")] if base.endswith("/oauth") else base
+    return None
+
+
+def load_refs(session: Session, account_id: int, rows: list | None = None) -> Refs:
+    """Every name of the account (for an export), or only those `rows` refer to (for a page)."""
+    refs = Refs()
+
+    def names(model, ids_attr):
+        stmt = sa.select(model.id, model.name).where(model.account_id == account_id)
+        if rows is not None:
+            ids = {getattr(r, ids_attr) for r in rows} - {None}
+            if not ids:
+                return {}
+            stmt = stmt.where(model.id.in_(ids))
+        return dict(session.execute(stmt).all())
+
+    refs.sites = names(Site, "site_id")
+    refs.campaigns = names(Campaign, "campaign_id")
+    refs.sources = names(Source, "source_id")
+    stmt = sa.select(Integration).where(Integration.account_id == account_id)
+    if rows is not None:
+        stmt = stmt.where(Integration.id.in_({r.integration_id for r in rows} or {0}))
+    for integration in session.scalars(stmt):
+        refs.integrations[integration.id] = integration.name
+        refs.amo_bases[integration.id] = amo_base_url(integration)
+    return refs
+
+
+def request_to_dict(row: ChatRequest, refs: Refs | None = None) -> dict:
+    data = {}
+    for column in REQUEST_COLUMNS:
+        value = getattr(row, column)
+        data[column] = value.isoformat() if isinstance(value, datetime) else value
+    if refs is not None:
+        data.update(
+            integration_name=refs.integrations.get(row.integration_id),
+            site_name=refs.sites.get(row.site_id) if row.site_id else None,
+            campaign_name=refs.campaigns.get(row.campaign_id) if row.campaign_id else None,
+            source_name=refs.sources.get(row.source_id) if row.source_id else None,
+            amo_lead_url=refs.lead_url(row.integration_id, row.amo_lead_id),
+            amo_contact_url=refs.contact_url(row.integration_id, row.amo_contact_id),
+        )
+    return data
+
+
+# --- CSV export ----------------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value) -> str:
+    """A cell a spreadsheet shows as text: one that starts with = + - @, a tab or a carriage return
+    (a formula in Excel, LibreOffice or Google Sheets) gets a leading apostrophe (OWASP's advice)."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+@dataclass(frozen=True)
+class CsvColumn:
+    key: str
+    ru: str
+    en: str
+
+    def header(self, lang: str, tz_name: str) -> str:
+        text = self.en if lang == "en" else self.ru
+        return text.replace("{tz}", tz_name)
+
+
+CSV_COLUMNS: tuple[CsvColumn, ...] = (
+    CsvColumn("id", "ID обращения", "Request ID"),
+    CsvColumn("created_at", "Дата и время ({tz})", "Date and time ({tz})"),
+    CsvColumn("channel", "Канал", "Channel"),
+    CsvColumn("origin", "Код канала amoCRM", "amoCRM channel code"),
+    CsvColumn("contact_name", "Имя контакта", "Contact name"),
+    CsvColumn("phone", "Телефон", "Phone"),
+    CsvColumn("email", "Email", "Email"),
+    CsvColumn("site", "Сайт", "Site"),
+    CsvColumn("campaign", "Рекламная кампания", "Ad campaign"),
+    CsvColumn("source", "Источник", "Source"),
+    CsvColumn("utm_source", "utm_source", "utm_source"),
+    CsvColumn("utm_medium", "utm_medium", "utm_medium"),
+    CsvColumn("utm_campaign", "utm_campaign", "utm_campaign"),
+    CsvColumn("utm_term", "utm_term", "utm_term"),
+    CsvColumn("utm_content", "utm_content", "utm_content"),
+    CsvColumn("referrer", "Реферер", "Referrer"),
+    CsvColumn("entrance_page", "Страница входа", "Entrance page"),
+    CsvColumn("session_id", "ID сессии", "Session ID"),
+    CsvColumn("visitor_id", "ID посетителя", "Visitor ID"),
+    CsvColumn("attribution", "Атрибуция", "Attribution"),
+    CsvColumn("attribution_reason", "Причина атрибуции", "Attribution reason"),
+    CsvColumn("integration", "Интеграция", "Integration"),
+    CsvColumn("talk_id", "ID беседы amoCRM", "amoCRM talk ID"),
+    CsvColumn("amo_lead_url", "Сделка в amoCRM", "amoCRM lead"),
+    CsvColumn("amo_contact_url", "Контакт в amoCRM", "amoCRM contact"),
+    CsvColumn("closed_at", "Беседа закрыта ({tz})", "Talk closed ({tz})"),
+)
+_CSV_SOURCE = (
+    "id", "created_at", "channel", "origin", "contact_name", "phone", "email", "site_id", "campaign_id", "source_id",
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
+    "visitor_id", "attribution", "attribution_reason", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
+    "closed_at",
+)
+DELIMITERS = {",": ",", ";": ";", "comma": ",", "semicolon": ";", "tab": "\t"}
+
+
+def csv_headers(lang: str = "ru", tz: str = DEFAULT_TZ) -> list[str]:
+    return [c.header(lang, tz) for c in CSV_COLUMNS]
+
+
+def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | None = None, *,
+                      sort: Sort | str | None = None, lang: str = "ru", tz: str = DEFAULT_TZ, delimiter: str = ",",
+                      chunk_rows: int = 1000, bom: bool = True) -> Iterator[str]:
+    """Every request matching `flt` as CSV text, yielded about `chunk_rows` rows at a time.
+
+    Rows come from a server-side cursor (`yield_per`) as plain tuples, never ORM objects, so memory
+    stays flat however many rows match. Names (site, campaign, source, integration) are resolved from
+    the account's dictionaries loaded once; dates are local to `tz`; channel and attribution are
+    written in `lang`; every cell is passed through `safe_cell`. The UTF-8 BOM (`bom`) makes Excel
+    read Cyrillic correctly; `delimiter` «;» suits Excel with Russian regional settings."""
+    flt = flt or RequestFilter()
+    sort = sort if isinstance(sort, Sort) else Sort.parse(sort)
+    zone = get_zone(tz)
+    lang = lang if lang in LANGS else "ru"
+    delimiter = DELIMITERS.get(delimiter, delimiter)
+    if delimiter not in (",", ";", "\t"):
+        raise ValidationFailed("delimiter must be a comma, a semicolon or a tab", "delimiter")
+    refs = load_refs(session, account_id)
+    columns = [getattr(ChatRequest, name) for name in _CSV_SOURCE]
+    stmt = sort.apply(sa.select(*columns).where(*flt.conditions(account_id)))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow([safe_cell(h) for h in csv_headers(lang, zone.key)])
+    yield ("\ufeff" if bom else "") + buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+
+    def when(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+    result = session.execute(stmt, execution_options={"yield_per": max(int(chunk_rows), 1)})
+    try:
+        for partition in result.partitions():
+            for r in partition:
+                writer.writerow([safe_cell(v) for v in (
+                    r.id, when(r.created_at), channel_label(r.channel, lang), r.origin, r.contact_name, r.phone,
+                    r.email, refs.sites.get(r.site_id), refs.campaigns.get(r.campaign_id),
+                    refs.sources.get(r.source_id), r.utm_source, r.utm_medium, r.utm_campaign, r.utm_term,
+                    r.utm_content, r.referrer, r.entrance_page, r.session_id, r.visitor_id,
+                    attribution_label(r.attribution, lang), r.attribution_reason,
+                    refs.integrations.get(r.integration_id), r.talk_id, refs.lead_url(r.integration_id, r.amo_lead_id),
+                    refs.contact_url(r.integration_id, r.amo_contact_id), when(r.closed_at),
+                )])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    finally:
+        result.close()
+
+
+# --- inbox events --------------------------------------------------------------------------------
 
 def event_to_dict(row: WebhookEvent) -> dict:
     return {
@@ -57,16 +654,19 @@ def event_to_dict(row: WebhookEvent) -> dict:
         "received_at": row.received_at.isoformat(),
         "processed_at": row.processed_at.isoformat() if row.processed_at else None,
         "request_id": row.request_id,
+        "replay_run_id": row.replay_run_id,
     }
 
 
 def list_events(session: Session, account_id: int, *, status: str | None = None, integration_id: int | None = None,
-                limit: int = 100, offset: int = 0) -> tuple[list[WebhookEvent], int]:
+                replay_run_id: int | None = None, limit: int = 100, offset: int = 0) -> tuple[list[WebhookEvent], int]:
     query = sa.select(WebhookEvent).where(WebhookEvent.account_id == account_id)
     if status:
         query = query.where(WebhookEvent.status == status)
     if integration_id:
         query = query.where(WebhookEvent.integration_id == integration_id)
+    if replay_run_id:
+        query = query.where(WebhookEvent.replay_run_id == replay_run_id)
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     rows = list(session.scalars(query.order_by(WebhookEvent.id.desc()).limit(limit).offset(offset)))
     return rows, total

@@ -23,6 +23,11 @@ TALK_FIELDS = (
     "entity_type", "is_in_work", "is_read", "origin", "missed_at", "account_id",
 )
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
+_INTEGER = re.compile(r"-?[0-9]+\Z")  # ASCII digits only: "²" and "١٢٣" are digits to str.isdigit()
+MAX_ID = 2**63 - 1  # BIGINT
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+MAX_FIELD_CHARS = 100  # ids, uuids and origin codes; the request columns hold 100
+MAX_ACCOUNT_CHARS = 500
 _PART = re.compile(r"\[([^\[\]]*)\]")
 MAX_ITEMS_PER_BODY = 500
 MAX_KEYS = 10_000
@@ -91,6 +96,8 @@ def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
     if not isinstance(account, dict):
         raise MalformedWebhook("account must be a group of fields (account[id], account[subdomain])")
     parsed.account = {k: v for k, v in account.items() if isinstance(v, str)}
+    for name, value in parsed.account.items():
+        _check_text(f"account[{name}]", value, MAX_ACCOUNT_CHARS)
     talk = tree.pop("talk", None)
     parsed.other_entities = sorted(tree)
     if talk is None:
@@ -108,16 +115,31 @@ def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
             if not isinstance(fields, dict):
                 raise MalformedWebhook(f"talk[{action}][{index}] must hold fields such as [talk_id]")
             clean = {k: v for k, v in fields.items() if k in TALK_FIELDS and isinstance(v, str)}
-            talk_id = clean.get("talk_id", "")
-            if not talk_id.isdigit() or int(talk_id) <= 0:
-                raise MalformedWebhook(f"talk[{action}][{index}][talk_id] must be a positive number")
-            for num in ("created_at", "updated_at", "contact_id", "entity_id"):
-                if clean.get(num) and not clean[num].lstrip("-").isdigit():
-                    raise MalformedWebhook(f"talk[{action}][{index}][{num}] must be a number")
+            where = f"talk[{action}][{index}]"
+            for name, value in clean.items():
+                _check_text(f"{where}[{name}]", value, MAX_FIELD_CHARS)
+            if not _number_within(clean.get("talk_id", ""), 1, MAX_ID):
+                raise MalformedWebhook(f"{where}[talk_id] must be a positive whole number (at most {MAX_ID})")
+            for num, low, high in (("contact_id", 0, MAX_ID), ("entity_id", 0, MAX_ID),
+                                   ("created_at", -MAX_TIMESTAMP, MAX_TIMESTAMP), ("updated_at", -MAX_TIMESTAMP, MAX_TIMESTAMP)):
+                if clean.get(num) and not _number_within(clean[num], low, high):
+                    raise MalformedWebhook(f"{where}[{num}] must be a whole number from {low} to {high}")
             parsed.talks.append(TalkItem(action=action, fields=clean))
     if len(parsed.talks) > MAX_ITEMS_PER_BODY:
         raise MalformedWebhook(f"too many talk items in one body ({len(parsed.talks)}, at most {MAX_ITEMS_PER_BODY})")
     return parsed
+
+
+def _number_within(value: str, low: int, high: int) -> bool:
+    return bool(_INTEGER.match(value)) and low <= int(value) <= high
+
+
+def _check_text(name: str, value: str, limit: int) -> None:
+    """Values end up in PostgreSQL text and JSONB, which cannot hold NUL; amoCRM never sends one."""
+    if "\x00" in value:
+        raise MalformedWebhook(f"{name[:80]} contains a NUL character")
+    if len(value) > limit:
+        raise MalformedWebhook(f"{name[:80]} is longer than {limit} characters")
 
 
 def dedupe_key(item: TalkItem) -> str:
@@ -126,10 +148,14 @@ def dedupe_key(item: TalkItem) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Built once: every webhook runs it, and building the statement cost as much CPU as running it.
+_BY_TOKEN_HASH = sa.select(Integration).where(Integration.webhook_token_hash == sa.bindparam("token_hash"))
+
+
 def find_integration_by_webhook_token(session: Session, webhook_token: str) -> Integration | None:
     if not webhook_token or len(webhook_token) > 200:
         return None
-    return session.scalar(sa.select(Integration).where(Integration.webhook_token_hash == sha256_hex(webhook_token)))
+    return session.scalar(_BY_TOKEN_HASH, {"token_hash": sha256_hex(webhook_token)})
 
 
 @dataclass

@@ -15,16 +15,26 @@ from web.extensions import csrf, db, migrate
 
 log = logging.getLogger(__name__)
 _TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
+_OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")  # the OAuth callback's one-time code (admin)
+
+
+def _redact(text: str) -> str:
+    if "/webhooks/amocrm/" in text:
+        text = _TOKEN_IN_PATH.sub(r"\1***", text)
+    if "/oauth/amocrm/callback" in text:
+        text = _OAUTH_SECRETS.sub(r"\1***", text)
+    return text
 
 
 class RedactWebhookTokens(logging.Filter):
-    """The webhook url carries its only secret in the path: keep it out of every log line."""
+    """The webhook url carries its only secret in the path, the OAuth callback a one-time code in its
+    query: keep both out of every log line."""
 
     def filter(self, record):
-        if isinstance(record.msg, str) and "/webhooks/amocrm/" in record.msg:
-            record.msg = _TOKEN_IN_PATH.sub(r"\1***", record.msg)
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
         if record.args:
-            record.args = tuple(_TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args) \
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args) \
                 if isinstance(record.args, tuple) else record.args
         return True
 
@@ -81,6 +91,20 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    # Tracking code and its collect endpoint (issue #4).
+    from web import tracking
+
+    app.register_blueprint(tracking.bp)
+
+    # --- admin (issue #3): Russian/English UI, sign-in, Flask-Admin ---
+    from web.admin import init_admin
+    from web.auth import init_auth
+    from web.i18n import init_i18n
+
+    init_i18n(app)
+    init_auth(app)
+    init_admin(app)
+    # --- end admin ---
 
     from web.cli import register_cli
 

@@ -10,3 +10,10 @@ from core.db import Base
 db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()
 csrf = CSRFProtect()
+
+# --- admin (issue #3): login sessions and the Russian/English UI --------------------------------
+from flask_babel import Babel  # noqa: E402
+from flask_login import LoginManager  # noqa: E402
+
+login_manager = LoginManager()
+babel = Babel()

@@ -10,6 +10,12 @@ from web.extensions import db
 bp = Blueprint("health", __name__)
 
 
+@bp.get("/livez")
+def livez():
+    """Liveness: the process answers (no database or broker call). `/healthz` is the readiness check."""
+    return jsonify({"status": "ok"})
+
+
 @bp.get("/healthz")
 def healthz():
     services = current_app.extensions["chatsource.services"]

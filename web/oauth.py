@@ -1,30 +1,34 @@
-"""`GET /oauth/amocrm/callback`: where amoCRM sends the admin back after the consent screen."""
+"""`GET /oauth/amocrm/callback`: where amoCRM sends the admin back after the consent screen.
+
+The page it shows ends back on the integration either way: opened in the admin's popup it tells the
+settings page (postMessage) and closes; opened in the same window it goes back to the integration
+(`return_to`, stored with the OAuth state when the admin pressed «Подключить»). The outcome is also
+flashed, so the settings page says what happened.
+"""
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, render_template, request, url_for
+from flask_babel import gettext as _
 
 from core.oauth_connect import ConnectError, complete_connect
+from web.admin.messages import connect_error
 from web.extensions import csrf
+from web.i18n import safe_next
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oauth", __name__)
 csrf.exempt(bp)
 
-# The admin reads these (Russian first); the API keeps core's English messages.
-MESSAGES_RU = {
-    "yourdomain": "Замените YOURDOMAIN в полях «AmoCRM URL» и «Token URL» доменом вашего аккаунта amoCRM.",
-    "host_not_allowed": "Этот адрес не похож на аккаунт amoCRM или Kommo, подключение к нему запрещено (AMOCRM_ALLOWED_HOSTS).",
-    "no_client": "У интеграции не заданы client id и client secret.",
-    "unknown_state": "Ссылка подключения неизвестна. Начните подключение заново из настроек интеграции.",
-    "state_reused": "Эта ссылка подключения уже использована. Начните подключение заново.",
-    "state_expired": "Подключение длилось дольше 30 минут. Начните его заново.",
-    "denied": "Доступ в amoCRM не предоставлен. Подключите снова и нажмите «Разрешить».",
-    "bad_callback": "Ответ amoCRM неполон: нет кода авторизации или адреса аккаунта.",
-    "code_rejected": "amoCRM отклонил код авторизации (он действует 20 минут и только один раз). Подключите снова.",
-    "amocrm_unavailable": "amoCRM не ответил. Повторите через минуту.",
-}
+
+def _integration_url(integration_id: int | None) -> str | None:
+    if not integration_id:
+        return None
+    try:
+        return url_for("integrations.setup", integration_id=integration_id)
+    except Exception:  # noqa: BLE001 - an app without the admin
+        return None
 
 
 @bp.get("/oauth/amocrm/callback")
@@ -40,16 +44,30 @@ def callback():
         )
     except ConnectError as exc:
         log.info("amoCRM connect failed: %s (integration %s)", exc.code, exc.integration_id)
-        return render_template(
-            "oauth_result.html", ok=False, code=exc.code, message=MESSAGES_RU.get(exc.code, exc.message),
-            detail=exc.message, integration_id=exc.integration_id, return_to=None,
-        ), 400
+        message = connect_error(exc.code, exc.message)
+        flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
+        return _private(render_template(
+            "oauth_result.html", ok=False, code=exc.code, message=message,
+            detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
+        ), 400)
     if result.events_to_enqueue:
         from workers.actors import enqueue_talk_events
 
         enqueue_talk_events(result.events_to_enqueue)
-    return render_template(
+    flash(_("amoCRM is connected: %(account)s.", account=result.account_name or "—"), "success")
+    for warning in result.warnings:
+        flash(warning, "warning")
+    return_to = safe_next(result.return_to, "") or _integration_url(result.integration_id)
+    return _private(render_template(
         "oauth_result.html", ok=True, code="connected", account_name=result.account_name,
         webhook_registered=result.webhook_registered, warnings=result.warnings,
-        integration_id=result.integration_id, return_to=result.return_to,
-    )
+        integration_id=result.integration_id, return_to=return_to,
+    ))
+
+
+def _private(body, status: int = 200):
+    """The callback url carries the one-time code: it must not leak as a Referer or sit in a cache."""
+    response = current_app.make_response((body, status))
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -56,6 +56,7 @@ def amocrm_webhook(webhook_token: str):
     except ValueError as exc:  # parse_qsl: too many fields
         return json_error(400, "malformed", str(exc))
 
+    integration_id = integration.id  # read before the commit expires the row (no reload after it)
     try:
         result = store_webhook(db.session, integration, parsed)
         db.session.commit()
@@ -69,5 +70,5 @@ def amocrm_webhook(webhook_token: str):
 
         enqueue_talk_events(result.to_process)
     log.info("webhook integration=%s items=%s stored=%s duplicates=%s statuses=%s",
-             integration.id, len(parsed.talks), result.stored, result.duplicates, result.statuses)
+             integration_id, len(parsed.talks), result.stored, result.duplicates, result.statuses)
     return jsonify({"stored": result.stored, "duplicates": result.duplicates, "queued": len(result.to_process)})

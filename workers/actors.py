@@ -71,4 +71,14 @@ def enqueue_talk_events(event_ids) -> int:
     return sent
 
 
-ALL = (talk_event_failed, process_talk_event, sweep_inbox)
+@dramatiq.actor(actor_name="chatsource.run_maintenance", queue_name=MAINTENANCE_QUEUE, max_retries=0, time_limit=600_000)
+def run_maintenance():
+    """Every 30 minutes (the sweeper sends it): refresh idle tokens ahead of amoCRM's three-month limit
+    and read every webhook back from amoCRM (disabled or deleted there shows on the dashboard)."""
+    from core import maintenance
+
+    summary = maintenance.run_periodic(runtime.services())
+    log.info("maintenance: %s", summary)
+
+
+ALL = (talk_event_failed, process_talk_event, sweep_inbox, run_maintenance)

@@ -41,7 +41,9 @@ class WorkerServices(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker, worker):
         from workers import runtime
+        from workers.sweeper import stop_sweeper_threads
 
+        stop_sweeper_threads()  # the sweeper (and its maintenance tick) lives only as long as its worker
         services = runtime._services
         if services is not None:
             services.session_factory.kw["bind"].dispose()

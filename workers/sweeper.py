@@ -1,15 +1,21 @@
 """A thread in each worker process (and in the embedded web worker) that runs the inbox sweep every
-30 s. A shared lock lets one process sweep per interval however many run."""
+30 s. A shared lock lets one process sweep per interval however many run. Every 30 minutes it also
+sends `chatsource.run_maintenance` (tokens refreshed ahead of time, webhooks read back from amoCRM):
+a Redis key with that expiry makes it once per interval across all processes and restarts."""
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from core import talk_processing
 from core.services import Services
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 30
+MAINTENANCE_INTERVAL_SECONDS = 30 * 60
+MAINTENANCE_KEY = "chatsource:maintenance:last-run"
+_last_local_maintenance: float | None = None
 _threads: list[tuple[threading.Thread, threading.Event]] = []
 
 
@@ -27,6 +33,29 @@ def sweep_once(services: Services) -> int:
         return enqueue_talk_events(ids)
 
 
+def maintenance_due(services: Services, interval: float = MAINTENANCE_INTERVAL_SECONDS) -> bool:
+    """True for exactly one caller per interval: across processes through Redis (SET NX EX), within
+    the single embedded process by a timestamp."""
+    global _last_local_maintenance
+    if services.redis is not None:
+        return bool(services.redis.set(MAINTENANCE_KEY, str(time.time()), nx=True, ex=max(int(interval), 1)))
+    now = time.monotonic()
+    if _last_local_maintenance is not None and now - _last_local_maintenance < interval:
+        return False
+    _last_local_maintenance = now
+    return True
+
+
+def maintenance_tick(services: Services) -> bool:
+    """Send the maintenance message when it is due; returns whether it was sent."""
+    if not maintenance_due(services):
+        return False
+    from workers.actors import run_maintenance
+
+    run_maintenance.send()
+    return True
+
+
 def start_sweeper_thread(services: Services, interval: float = SWEEP_INTERVAL_SECONDS) -> threading.Event:
     stop = threading.Event()
 
@@ -36,6 +65,10 @@ def start_sweeper_thread(services: Services, interval: float = SWEEP_INTERVAL_SE
                 sweep_once(services)
             except Exception:
                 log.exception("inbox sweep failed; trying again in %s s", interval)
+            try:
+                maintenance_tick(services)
+            except Exception:
+                log.exception("could not send the maintenance run; trying again in %s s", interval)
 
     thread = threading.Thread(target=loop, name="chatsource-sweeper", daemon=True)
     _threads.append((thread, stop))

@@ -1,15 +1,16 @@
 """Data API v1: `Authorization: Bearer <token>`; errors `{"error": {"code", "message"}}`; lists
 `{"data": [...], "total": n}`. Every handler is a thin adapter over a core function and sees only the
-token's account."""
+token's account. `GET /api/v1/openapi.json` (no token needed) describes every endpoint; a test keeps it
+in step with the routes and schemathesis checks the answers against it."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from core import catalog, integrations, reports, talk_processing, visitor_sessions
+from core import catalog, dashboard, integrations, maintenance, reports, talk_processing, visitor_sessions
 from core.accounts import authenticate_api_token
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
@@ -33,8 +34,45 @@ def services():
     return current_app.extensions["chatsource.services"]
 
 
+PUBLIC_ENDPOINTS = {"api.openapi_json"}
+
+
+BIGGEST_NUMBER = 2**62
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _has_huge_number(value) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) > BIGGEST_NUMBER
+    if isinstance(value, float):
+        return value != value or abs(value) > BIGGEST_NUMBER  # NaN or beyond any id
+    if isinstance(value, dict):
+        return any(_has_huge_number(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_number(v) for v in value)
+    return False
+
+
+@bp.url_value_preprocessor
+def _ids_in_range(endpoint, values):
+    # No id is that big; SQLite could not even compare it (its integers are 64-bit).
+    if values and any(isinstance(v, int) and v > BIGGEST_NUMBER for v in values.values()):
+        raise ApiError(404, "not_found", "no such object")
+
+
 @bp.before_request
 def authenticate():
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -43,7 +81,29 @@ def authenticate():
     if api_token is None:
         raise ApiError(401, "unauthorized", "the token is unknown or revoked")
     g.account_id = api_token.account_id
+    g.api_token_name = api_token.name
     db.session.commit()
+    _check_query_parameters()
+
+
+def _check_query_parameters() -> None:
+    """A misspelt filter (`chanel=`) must not silently return everything: parameters the OpenAPI
+    document does not give the operation are refused, naming the ones it takes."""
+    from web.api.openapi import query_parameters
+
+    if any(_has_nul(k) or _has_nul(v) for k, v in request.args.items(multi=True)):
+        # PostgreSQL cannot store or compare text with NUL; no real value carries one.
+        raise ApiError(400, "bad_parameter", "query parameters must not contain the NUL character")
+    allowed = query_parameters(request.url_rule.rule, request.method) if request.url_rule is not None else None
+    if allowed is None:
+        return
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        takes = f"; it takes: {', '.join(sorted(allowed))}" if allowed else "; it takes none"
+        raise ApiError(400, "bad_parameter", f"unknown query parameter(s): {', '.join(unknown)}{takes}", field=unknown[0])
+    for name, value in request.args.items(multi=True):
+        if not value.strip():
+            raise ApiError(400, "bad_parameter", f"{name} is empty: give a value or leave the parameter out", field=name)
 
 
 @bp.errorhandler(ApiError)
@@ -64,11 +124,37 @@ def _not_found(exc: NotFound):
     return json_error(404, "not_found", str(exc))
 
 
+@bp.errorhandler(DataError)
+def _db_data(exc):
+    db.session.rollback()
+    return json_error(422, "invalid", "a value is too long or out of range for the database")
+
+
+@bp.errorhandler(IntegrityError)
+def _db_conflict(exc):
+    db.session.rollback()
+    return json_error(409, "conflict", "the change conflicts with existing data; reload and try again")
+
+
 @bp.errorhandler(OperationalError)
 @bp.errorhandler(DBAPIError)
 def _db_down(exc):
     db.session.rollback()
     return json_error(503, "unavailable", "the database is unavailable; try again shortly")
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _routing_error(exc: HTTPException):
+    """A url under /api/v1/ that no route takes (a wrong path, or an id that is not a number) or a
+    method it does not allow: JSON like every other API error. Elsewhere Flask's own page stays."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return exc
+    if exc.code == 405:
+        response = json_error(405, "method_not_allowed", f"{request.method} is not allowed here; see /api/v1/openapi.json")
+        response.headers["Allow"] = ", ".join(sorted(getattr(exc, "valid_methods", None) or []))
+        return response
+    return json_error(404, "not_found", f"no such endpoint or object: {request.path}; see /api/v1/openapi.json")
 
 
 @bp.errorhandler(HTTPException)
@@ -82,6 +168,10 @@ def body() -> dict:
         raise ApiError(400, "bad_json", "send a JSON object with Content-Type: application/json")
     if not isinstance(data, dict):
         raise ApiError(400, "bad_json", "the body must be a JSON object")
+    if _has_nul(data):
+        raise ApiError(400, "bad_json", "strings must not contain the NUL character")
+    if _has_huge_number(data):
+        raise ApiError(422, "invalid", f"numbers must be within ±{BIGGEST_NUMBER}")
     return data
 
 
@@ -218,7 +308,9 @@ def get_session(session_id: int):
 # --- integrations -----------------------------------------------------------------------------
 
 def _integration_dict(integration):
-    return integrations.to_dict(services(), integration)
+    data = integrations.to_dict(services(), integration)
+    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(db.session, integration.account_id, integration.id)]
+    return data
 
 
 @bp.get("/integrations")
@@ -253,7 +345,13 @@ def patch_integration(integration_id: int):
 @bp.post("/integrations/<int:integration_id>/connect")
 def connect_integration(integration_id: int):
     integration = integrations.get_integration(db.session, g.account_id, integration_id)
-    mode = (request.get_json(silent=True) or {}).get("mode", "popup")
+    data = body() if request.get_data() else {}  # the body is optional; when sent it must be a JSON object
+    unknown = sorted(set(data) - {"mode"})
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    mode = data.get("mode", "popup")
+    if mode not in ("popup", "post_message"):
+        raise ValidationFailed("mode must be popup or post_message", "mode")
     try:
         url = start_connect(db.session, services(), integration, mode=mode)
     except ConnectError as exc:
@@ -276,20 +374,57 @@ def custom_fields(integration_id: int):
     return jsonify({"data": fields, "total": len(fields)})
 
 
-# --- requests and events ----------------------------------------------------------------------
+# --- requests (the Raw data report), events, replay, dashboard -----------------------------------
+
+def _report_params():
+    """The report's filter, sort and time zone from the query string; 400 naming the parameter."""
+    try:
+        zone = reports.get_zone(request.args.get("tz") or None)
+        flt = reports.RequestFilter.from_params(request.args, zone)
+        sort = reports.Sort.parse(request.args.get("sort") or None)
+    except ValidationFailed as exc:
+        raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
+    return flt, sort, zone
+
 
 @bp.get("/requests")
 def list_requests():
     limit, offset = paging()
-    attribution = request.args.get("attribution") or None
-    if attribution and attribution not in ("session", "messenger", "default"):
-        raise ApiError(400, "bad_parameter", "attribution must be session, messenger or default")
-    rows, total = reports.list_requests(
-        db.session, g.account_id, date_from=_date_arg("date_from"), date_till=_date_arg("date_till"),
-        integration_id=_int_arg("integration_id", None, 1, 2**62), channel=request.args.get("channel") or None,
-        attribution=attribution, limit=limit, offset=offset,
-    )
-    return listing(rows, total, reports.request_to_dict)
+    flt, sort, _ = _report_params()
+    cursor = request.args.get("cursor") or None
+    if cursor and offset:
+        raise ApiError(400, "bad_parameter", "give either cursor or offset, not both", field="cursor")
+    try:
+        page = reports.page_requests(db.session, g.account_id, flt, sort, limit=limit, offset=offset, cursor=cursor)
+    except ValidationFailed as exc:
+        raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
+    return jsonify({"data": [reports.request_to_dict(r, page.refs) for r in page.rows], "total": page.total,
+                    "next_cursor": page.next_cursor})
+
+
+@bp.get("/requests.csv")
+def export_requests_csv():
+    flt, sort, zone = _report_params()
+    lang = request.args.get("lang") or "ru"
+    if lang not in reports.LANGS:
+        raise ApiError(400, "bad_parameter", "lang must be ru or en", field="lang")
+    delimiter = request.args.get("delimiter") or "comma"
+    if delimiter not in reports.DELIMITERS:
+        raise ApiError(400, "bad_parameter", "delimiter must be comma, semicolon or tab", field="delimiter")
+    account_id, session_factory = g.account_id, services().session_factory
+
+    def generate():
+        # Its own session: the rows stream after this view has returned.
+        with session_factory() as session:
+            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, lang=lang, tz=zone.key,
+                                                 delimiter=reports.DELIMITERS[delimiter])
+
+    stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
+    return Response(generate(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="requests_{stamp}.csv"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    })
 
 
 @bp.get("/events")
@@ -299,7 +434,8 @@ def list_events():
     if status and status not in reports.EVENT_STATUSES:
         raise ApiError(400, "bad_parameter", f"status must be one of: {', '.join(reports.EVENT_STATUSES)}")
     rows, total = reports.list_events(db.session, g.account_id, status=status,
-                                      integration_id=_int_arg("integration_id", None, 1, 2**62), limit=limit, offset=offset)
+                                      integration_id=_int_arg("integration_id", None, 1, 2**62),
+                                      replay_run_id=_int_arg("replay_id", None, 1, 2**62), limit=limit, offset=offset)
     return listing(rows, total, reports.event_to_dict)
 
 
@@ -316,3 +452,63 @@ def replay_event(event_id: int):
 
     enqueue_talk_events(queued)
     return jsonify(reports.event_to_dict(event)), 202
+
+
+REPLAY_FIELDS = {"integration_id", "date_from", "date_till", "statuses", "tz"}
+
+
+@bp.post("/events/replay")
+def replay_events_by_filter():
+    data = body()
+    unknown = sorted(set(data) - REPLAY_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    integration_id = data.get("integration_id")
+    if integration_id is not None and (isinstance(integration_id, bool) or not isinstance(integration_id, int)):
+        raise ValidationFailed("integration_id must be a number or null", "integration_id")
+    if data.get("tz") is not None and not isinstance(data["tz"], str):
+        raise ValidationFailed("tz must be an IANA time zone name such as Europe/Moscow", "tz")
+    zone = reports.get_zone(data.get("tz"))
+    date_from = reports.parse_moment(data.get("date_from"), "date_from", zone)
+    date_till = reports.parse_moment(data.get("date_till"), "date_till", zone, end_of_day=True)
+    result = maintenance.replay_by_filter(
+        db.session, g.account_id, integration_id, date_from, date_till, data.get("statuses"),
+        requested_by=f"api:{getattr(g, 'api_token_name', 'token')}"[:200],
+    )
+    db.session.commit()
+    from workers.actors import enqueue_talk_events
+
+    enqueue_talk_events(result.to_enqueue)
+    answer = result.to_dict()
+    answer["progress_url"] = f"/api/v1/replays/{result.run_id}" if result.run_id else None
+    return jsonify(answer), 202
+
+
+@bp.get("/replays/<int:replay_id>")
+def replay_progress(replay_id: int):
+    from core.models import ReplayRun
+
+    catalog.get_owned(db.session, ReplayRun, g.account_id, replay_id)
+    return jsonify(maintenance.replay_progress(db.session, g.account_id, replay_id))
+
+
+@bp.get("/dashboard")
+def get_dashboard():
+    lang = request.args.get("lang") or "ru"
+    if lang not in reports.LANGS:
+        raise ApiError(400, "bad_parameter", "lang must be ru or en", field="lang")
+    integration_id = _int_arg("integration_id", None, 1, 2**62)
+    try:
+        data = dashboard.build_dashboard(db.session, g.account_id, request.args.get("date_from") or None,
+                                         request.args.get("date_till") or None, tz=request.args.get("tz") or None,
+                                         integration_id=integration_id, lang=lang)
+    except ValidationFailed as exc:
+        raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
+    return jsonify(data)
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    from web.api.openapi import openapi_document
+
+    return jsonify(openapi_document())

@@ -1,0 +1,494 @@
+"""The dashboard (the admin's first page and `GET /api/v1/dashboard`): where chats come from, day by
+day, and whether every integration is healthy — with warnings before data is lost.
+
+`build_dashboard(session, account_id, date_from, date_till, tz=...)` returns one JSON-ready dict:
+
+- `days` and, per day, requests by channel, by ad campaign and by source (the biggest series, the
+  rest summed as «other»), and by attribution;
+- `attribution`: the share attributed by session / messenger / default for the range and the period
+  before it — the number a marketer watches, because a falling session share means the site script
+  stopped handing over the session id;
+- `integrations`: health rows (`integration_health`): token expiry and refresh-token age, webhook
+  registered / disabled on the amoCRM side and when that was last checked, the inbox backlog by
+  status with the oldest waiting event, the last error, the last event and the last request;
+- `warnings` (`Warning.to_dict`): needs re-authorisation, webhook disabled or missing, refresh token
+  close to amoCRM's three-month limit, a stuck backlog, failed events, a spike of default-attributed
+  requests against the previous period, a recent error.
+
+Days are local to the account's time zone (`tz`, Europe/Moscow by default). The SQL groups in the
+database on indexed columns: `AT TIME ZONE` on PostgreSQL, a registered Python function on SQLite.
+
+Warning texts are English msgids (marked with `N_`, the convention of core/diagnostics.py) with
+`%(name)s` params; `MESSAGES_RU` carries their Russian, so `to_dict()` gives both.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.catalog import ValidationFailed
+from core.db import utcnow
+from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
+from core.reports import (
+    ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
+)
+
+DEFAULT_RANGE_DAYS = 30
+MAX_RANGE_DAYS = 366
+TOP_SERIES = 8
+PENDING_STATUSES = ("received", "processing")
+BACKLOG_STATUSES = ("received", "processing", "parked", "failed")
+REFRESH_TOKEN_LIFETIME_DAYS = 90  # amoCRM revokes a refresh token unused for three months
+REFRESH_TOKEN_WARN_DAYS = 80
+BACKLOG_STUCK_MINUTES = 15
+BACKLOG_LARGE = 1000
+RECENT_ERROR_HOURS = 24
+SPIKE_MIN_REQUESTS = 20  # in each period, so a handful of chats cannot raise the alarm
+SPIKE_POINTS = 0.20  # the default share grew by 20 percentage points or more
+INTEGRATION_SPIKE_DAYS = 7
+
+
+def N_(message: str) -> str:
+    """Marks a message for translation (extracted by pybabel); returns it unchanged."""
+    return message
+
+
+MESSAGES_RU = {
+    "needs_reauth": "«%(name)s»: amoCRM отозвал авторизацию. Нажмите «Подключить» и разрешите доступ снова; "
+                    "ждут обработки: %(parked)s событий.",
+    "webhook_disabled": "«%(name)s»: amoCRM отключил вебхук (после многих неудачных доставок) — закрытые чаты не "
+                        "приходят. Включите его в amoCRM → Настройки → Интеграции → Вебхуки или нажмите "
+                        "«Зарегистрировать webhook».",
+    "webhook_missing": "«%(name)s»: в amoCRM нет вебхука с нашим «Webhook url» — закрытые чаты не приходят. Нажмите "
+                       "«Зарегистрировать webhook» или добавьте адрес на событие «Беседа изменена».",
+    "refresh_token_old": "«%(name)s»: токен amoCRM не обновлялся %(age)s дн.; через %(left)s дн. amoCRM отзовёт "
+                         "его. Проверьте, что воркер запущен, или переподключите интеграцию.",
+    "backlog": "«%(name)s»: ждут обработки %(pending)s событий, самое старое получено %(minutes)s мин. назад. "
+               "Проверьте, что воркер запущен, и последнюю ошибку.",
+    "events_failed": "«%(name)s»: %(failed)s событий не обработаны после всех попыток. Устраните причину и "
+                     "повторите их.",
+    "default_spike": "«%(name)s»: доля обращений «по умолчанию» выросла до %(current)s%% (было %(previous)s%%). "
+                     "Возможно, скрипт на сайте перестал передавать сессию в amoCRM.",
+    "last_error": "«%(name)s»: последняя ошибка: %(error)s",
+}
+MESSAGES_EN = {
+    "needs_reauth": N_("«%(name)s»: amoCRM revoked the authorisation. Press «Подключить» and allow access again; "
+                       "%(parked)s events are waiting."),
+    "webhook_disabled": N_("«%(name)s»: amoCRM disabled the webhook (after many failed deliveries), so closed chats "
+                           "do not reach us. Enable it in amoCRM → Settings → Integrations → Webhooks or press "
+                           "«Зарегистрировать webhook»."),
+    "webhook_missing": N_("«%(name)s»: amoCRM has no webhook with our «Webhook url», so closed chats do not reach us. "
+                          "Press «Зарегистрировать webhook» or add the url for the event «Беседа изменена»."),
+    "refresh_token_old": N_("«%(name)s»: the amoCRM token was last refreshed %(age)s days ago; amoCRM revokes it in "
+                            "%(left)s days. Check that the worker runs, or reconnect the integration."),
+    "backlog": N_("«%(name)s»: %(pending)s events are waiting, the oldest arrived %(minutes)s minutes ago. Check that "
+                  "the worker runs, and the last error."),
+    "events_failed": N_("«%(name)s»: %(failed)s events failed after every retry. Fix the cause and replay them."),
+    "default_spike": N_("«%(name)s»: the share of requests attributed by default rose to %(current)s%% (was "
+                        "%(previous)s%%). The site script may have stopped handing the session to amoCRM."),
+    "last_error": N_("«%(name)s»: last error: %(error)s"),
+}
+SEVERITY = {"needs_reauth": "error", "webhook_disabled": "error", "webhook_missing": "error"}
+
+
+@dataclass
+class Warning:
+    code: str
+    integration_id: int | None
+    integration_name: str | None
+    params: dict = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        return SEVERITY.get(self.code, "warning")
+
+    def message(self, lang: str = "ru") -> str:
+        template = MESSAGES_EN[self.code] if lang == "en" else MESSAGES_RU[self.code]
+        return template % {"name": self.integration_name or "", **self.params}
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "integration_id": self.integration_id,
+            "integration_name": self.integration_name,
+            "params": self.params,
+            "template": MESSAGES_EN[self.code],
+            "message": self.message("en"),
+            "message_ru": self.message("ru"),
+        }
+
+
+# --- the date range ------------------------------------------------------------------------------
+
+def parse_day(raw, field: str) -> date | None:
+    """A calendar day: a `date`, or text «2026-11-24»."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    try:
+        return date.fromisoformat(str(raw).strip())
+    except ValueError:
+        raise ValidationFailed(f"{field} must be a date such as 2026-11-24", field) from None
+
+
+def resolve_range(date_from=None, date_till=None, tz: str | None = None, today: date | None = None) -> tuple[date, date, ZoneInfo]:
+    """Local days, both inclusive; the last 30 days up to today by default."""
+    zone = get_zone(tz or DEFAULT_TZ)
+    today = today or datetime.now(zone).date()
+    till = parse_day(date_till, "date_till") or today
+    start = parse_day(date_from, "date_from") or (till - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+    if start > till:
+        raise ValidationFailed("date_from is after date_till", "date_from")
+    if (till - start).days + 1 > MAX_RANGE_DAYS:
+        raise ValidationFailed(f"the range is longer than {MAX_RANGE_DAYS} days", "date_from")
+    if start.year < 1970 or till.year > 9000:
+        raise ValidationFailed("dates must be between 1970 and 9000", "date_from")
+    return start, till, zone
+
+
+# --- SQL helpers ---------------------------------------------------------------------------------
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _sqlite_local_day(value, zone_name):
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(_zone(zone_name)).date().isoformat()
+
+
+def local_day(session: Session, column, zone: ZoneInfo):
+    """The local calendar day of a UTC timestamp column, computed in the database."""
+    zone_sql = sa.literal_column("'" + zone.key.replace("'", "") + "'")  # get_zone allows [A-Za-z0-9_+-/] only
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return sa.cast(sa.func.timezone(zone_sql, column), sa.Date)
+    if connection.dialect.name == "sqlite":
+        connection.connection.driver_connection.create_function("cs_local_day", 2, _sqlite_local_day, deterministic=True)
+        return sa.func.cs_local_day(column, zone_sql)
+    raise NotImplementedError(connection.dialect.name)  # pragma: no cover - PostgreSQL and SQLite only
+
+
+def _day_key(value) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)[:10]
+
+
+def _shares(counts: dict[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: (round(counts.get(k, 0) / total, 4) if total else 0.0) for k in ATTRIBUTIONS}
+
+
+# --- the dashboard -------------------------------------------------------------------------------
+
+def build_dashboard(session: Session, account_id: int, date_from=None, date_till=None, *, tz: str | None = None,
+                    integration_id: int | None = None, lang: str = "ru", now: datetime | None = None,
+                    today: date | None = None) -> dict:
+    start_day, till_day, zone = resolve_range(date_from, date_till, tz, today)
+    start, end = local_day_bounds(start_day, till_day, zone)
+    span = end - start
+    prev_start = start - span
+    days = [(start_day + timedelta(days=i)).isoformat() for i in range((till_day - start_day).days + 1)]
+    index = {d: i for i, d in enumerate(days)}
+
+    c = ChatRequest
+    where = [c.account_id == account_id, c.created_at >= start, c.created_at < end]
+    if integration_id:
+        where.append(c.integration_id == integration_id)
+    day = local_day(session, c.created_at, zone)
+    rows = session.execute(
+        sa.select(day.label("day"), c.channel, c.attribution, c.campaign_id, c.source_id, sa.func.count().label("n"))
+        .where(*where)
+        .group_by(day, c.channel, c.attribution, c.campaign_id, c.source_id)
+    ).all()
+
+    by_channel: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
+    by_campaign: dict[int | None, list[int]] = defaultdict(lambda: [0] * len(days))
+    by_source: dict[int | None, list[int]] = defaultdict(lambda: [0] * len(days))
+    by_attribution: dict[str, list[int]] = {k: [0] * len(days) for k in ATTRIBUTIONS}
+    for r in rows:
+        i = index.get(_day_key(r.day))
+        if i is None:  # pragma: no cover - the WHERE keeps rows inside the range
+            continue
+        by_channel[r.channel][i] += r.n
+        by_campaign[r.campaign_id][i] += r.n
+        by_source[r.source_id][i] += r.n
+        if r.attribution in by_attribution:
+            by_attribution[r.attribution][i] += r.n
+
+    campaign_names = _names(session, Campaign, account_id, by_campaign)
+    source_names = _names(session, Source, account_id, by_source)
+    other = ("Другие", "Other")[lang == "en"]
+    current = {k: sum(v) for k, v in by_attribution.items()}
+    previous = _attribution_counts(session, account_id, prev_start, start, integration_id)
+
+    health = integration_health(session, account_id, now=now, integration_id=integration_id)
+    per_integration_now = _attribution_by_integration(session, account_id, start, end, integration_id)
+    per_integration_before = _attribution_by_integration(session, account_id, prev_start, start, integration_id)
+    warnings = health_warnings(health, now=now)
+    warnings += spike_warnings(health, per_integration_now, per_integration_before)
+    warnings.sort(key=lambda w: (w.severity != "error", w.integration_id or 0, w.code))
+
+    return {
+        "range": {"date_from": start_day.isoformat(), "date_till": till_day.isoformat(), "tz": zone.key,
+                  "days": len(days), "previous_from": (start_day - timedelta(days=len(days))).isoformat(),
+                  "previous_till": (start_day - timedelta(days=1)).isoformat()},
+        "integration_id": integration_id,
+        "days": days,
+        "total": sum(current.values()),
+        "by_channel": _series(by_channel, lambda k: channel_label(k, lang), other, with_id=False),
+        "by_campaign": _series(by_campaign, lambda k: campaign_names.get(k) or _none_label("campaign", k, lang), other),
+        "by_source": _series(by_source, lambda k: source_names.get(k) or _none_label("source", k, lang), other),
+        "attribution": {
+            "total": sum(current.values()),
+            "counts": current,
+            "shares": _shares(current),
+            "labels": {k: attribution_label(k, lang) for k in ATTRIBUTIONS},
+            "per_day": by_attribution,
+            "previous": {"total": sum(previous.values()), "counts": previous, "shares": _shares(previous)},
+        },
+        "integrations": [h.to_dict() for h in health],
+        "warnings": [w.to_dict() for w in warnings],
+    }
+
+
+def _none_label(kind: str, key, lang: str) -> str:
+    if key is None:
+        return {"campaign": ("Без рекламной кампании", "No ad campaign"),
+                "source": ("Без источника", "No source")}[kind][lang == "en"]
+    return ("Удалено (#%s)", "Deleted (#%s)")[lang == "en"] % key
+
+
+def _names(session: Session, model, account_id: int, keys) -> dict[int, str]:
+    ids = {k for k in keys if k is not None}
+    if not ids:
+        return {}
+    return dict(session.execute(sa.select(model.id, model.name).where(model.account_id == account_id, model.id.in_(ids))).all())
+
+
+def _series(data: dict, label, other_label: str, with_id: bool = True) -> list[dict]:
+    """The biggest TOP_SERIES series by total, then the rest summed as «other» (`merged` says how many)."""
+    ordered = sorted(data.items(), key=lambda kv: (-sum(kv[1]), str(kv[0])))
+    result = []
+    for k, per_day in ordered[:TOP_SERIES]:
+        item = {"key": "none" if k is None else str(k), "label": label(k), "total": sum(per_day), "per_day": per_day}
+        if with_id:
+            item = {"id": k, **item}
+        result.append(item)
+    rest = ordered[TOP_SERIES:]
+    if rest:
+        per_day = [sum(values) for values in zip(*(v for _, v in rest))]
+        item = {"key": "other", "label": other_label, "total": sum(per_day), "per_day": per_day, "merged": len(rest)}
+        result.append({"id": None, **item} if with_id else item)
+    return result
+
+
+def _attribution_counts(session: Session, account_id: int, start: datetime, end: datetime,
+                        integration_id: int | None) -> dict[str, int]:
+    c = ChatRequest
+    where = [c.account_id == account_id, c.created_at >= start, c.created_at < end]
+    if integration_id:
+        where.append(c.integration_id == integration_id)
+    counts = dict(session.execute(sa.select(c.attribution, sa.func.count()).where(*where).group_by(c.attribution)).all())
+    return {k: counts.get(k, 0) for k in ATTRIBUTIONS}
+
+
+def _attribution_by_integration(session: Session, account_id: int, start: datetime, end: datetime,
+                                integration_id: int | None = None) -> dict[int, dict[str, int]]:
+    c = ChatRequest
+    where = [c.account_id == account_id, c.created_at >= start, c.created_at < end]
+    if integration_id:
+        where.append(c.integration_id == integration_id)
+    result: dict[int, dict[str, int]] = defaultdict(lambda: {k: 0 for k in ATTRIBUTIONS})
+    for iid, attribution, n in session.execute(
+        sa.select(c.integration_id, c.attribution, sa.func.count()).where(*where).group_by(c.integration_id, c.attribution)
+    ):
+        if attribution in ATTRIBUTIONS:
+            result[iid][attribution] = n
+    return result
+
+
+# --- integration health --------------------------------------------------------------------------
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass
+class Health:
+    id: int
+    name: str
+    status: str
+    is_active: bool
+    account_name: str | None
+    token_expires_at: datetime | None
+    token_refreshed_at: datetime | None
+    webhook_registered_at: datetime | None
+    webhook_disabled: bool
+    webhook_checked_at: datetime | None
+    backlog: dict[str, int]
+    oldest_pending_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    last_event_at: datetime | None
+    last_request_at: datetime | None
+    now: datetime
+
+    @property
+    def connected(self) -> bool:
+        return self.status == "connected"
+
+    @property
+    def refresh_token_age_days(self) -> int | None:
+        if not self.connected or self.token_refreshed_at is None:
+            return None
+        return max((self.now - self.token_refreshed_at).days, 0)
+
+    @property
+    def refresh_token_expires_at(self) -> datetime | None:
+        if not self.connected or self.token_refreshed_at is None:
+            return None
+        return self.token_refreshed_at + timedelta(days=REFRESH_TOKEN_LIFETIME_DAYS)
+
+    @property
+    def pending(self) -> int:
+        return sum(self.backlog.get(s, 0) for s in PENDING_STATUSES)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "is_active": self.is_active,
+            "account_name": self.account_name,
+            "token_expires_at": _iso(self.token_expires_at),
+            "token_refreshed_at": _iso(self.token_refreshed_at),
+            "refresh_token_age_days": self.refresh_token_age_days,
+            "refresh_token_expires_at": _iso(self.refresh_token_expires_at),
+            "webhook_registered": self.webhook_registered_at is not None,
+            "webhook_registered_at": _iso(self.webhook_registered_at),
+            "webhook_disabled": self.webhook_disabled,
+            "webhook_checked_at": _iso(self.webhook_checked_at),
+            "backlog": {s: self.backlog.get(s, 0) for s in BACKLOG_STATUSES},
+            "oldest_pending_at": _iso(self.oldest_pending_at),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+            "last_event_at": _iso(self.last_event_at),
+            "last_request_at": _iso(self.last_request_at),
+        }
+
+
+def integration_health(session: Session, account_id: int, *, now: datetime | None = None,
+                       integration_id: int | None = None) -> list[Health]:
+    now = now or utcnow()
+    stmt = sa.select(Integration).where(Integration.account_id == account_id).order_by(Integration.id)
+    if integration_id:
+        stmt = stmt.where(Integration.id == integration_id)
+    integrations = list(session.scalars(stmt))
+    if not integrations:
+        return []
+    ids = [i.id for i in integrations]
+    e = WebhookEvent
+    backlog: dict[int, dict[str, int]] = defaultdict(dict)
+    oldest: dict[int, datetime] = {}
+    for iid, status, n, first in session.execute(
+        sa.select(e.integration_id, e.status, sa.func.count(), sa.func.min(e.received_at))
+        .where(e.account_id == account_id, e.integration_id.in_(ids), e.status.in_(BACKLOG_STATUSES))
+        .group_by(e.integration_id, e.status)
+    ):
+        backlog[iid][status] = n
+        if status in PENDING_STATUSES and first is not None:
+            first = first if first.tzinfo else first.replace(tzinfo=timezone.utc)
+            oldest[iid] = min(oldest.get(iid, first), first)
+    result = []
+    for integration in integrations:
+        last_request_at = session.scalar(  # one index probe per integration (account, integration, created_at)
+            sa.select(sa.func.max(ChatRequest.created_at))
+            .where(ChatRequest.account_id == account_id, ChatRequest.integration_id == integration.id)
+        )
+        result.append(Health(
+            id=integration.id, name=integration.name, status=integration.status, is_active=integration.is_active,
+            account_name=integration.amo_account_name or integration.amo_subdomain,
+            token_expires_at=integration.token_expires_at,
+            token_refreshed_at=integration.token_refreshed_at or integration.connected_at,
+            webhook_registered_at=integration.webhook_registered_at, webhook_disabled=bool(integration.webhook_disabled),
+            webhook_checked_at=integration.webhook_checked_at, backlog=dict(backlog.get(integration.id, {})),
+            oldest_pending_at=oldest.get(integration.id), last_error=integration.last_error,
+            last_error_at=integration.last_error_at, last_event_at=integration.last_event_at,
+            last_request_at=last_request_at, now=now,
+        ))
+    return result
+
+
+def health_warnings(health: list[Health], now: datetime | None = None) -> list[Warning]:
+    now = now or utcnow()
+    warnings = []
+    for h in health:
+        w = lambda code, **params: warnings.append(Warning(code, h.id, h.name, params))  # noqa: E731
+        if h.status == "needs_reauth":
+            w("needs_reauth", parked=h.backlog.get("parked", 0))
+        elif h.connected:
+            if h.webhook_disabled:
+                w("webhook_disabled")
+            elif h.webhook_registered_at is None and h.is_active:
+                w("webhook_missing")
+            age = h.refresh_token_age_days
+            if age is not None and age >= REFRESH_TOKEN_WARN_DAYS:
+                w("refresh_token_old", age=age, left=max(REFRESH_TOKEN_LIFETIME_DAYS - age, 0))
+        if h.oldest_pending_at is not None and h.status != "needs_reauth":
+            minutes = int((now - h.oldest_pending_at).total_seconds() // 60)
+            if minutes >= BACKLOG_STUCK_MINUTES or h.pending >= BACKLOG_LARGE:
+                w("backlog", pending=h.pending, minutes=max(minutes, 0))
+        if h.backlog.get("failed"):
+            w("events_failed", failed=h.backlog["failed"])
+        if h.last_error and h.last_error_at and now - h.last_error_at <= timedelta(hours=RECENT_ERROR_HOURS) \
+                and h.status != "needs_reauth":
+            w("last_error", error=h.last_error[:300])
+    return warnings
+
+
+def spike_warnings(health: list[Health], current: dict[int, dict[str, int]], previous: dict[int, dict[str, int]]) -> list[Warning]:
+    """The default-attributed share of an integration's requests jumped against the period before."""
+    warnings = []
+    for h in health:
+        now_counts, before_counts = current.get(h.id), previous.get(h.id)
+        if not now_counts or not before_counts:
+            continue
+        now_total, before_total = sum(now_counts.values()), sum(before_counts.values())
+        if now_total < SPIKE_MIN_REQUESTS or before_total < SPIKE_MIN_REQUESTS:
+            continue
+        now_share = now_counts["default"] / now_total
+        before_share = before_counts["default"] / before_total
+        if now_share - before_share >= SPIKE_POINTS:
+            warnings.append(Warning("default_spike", h.id, h.name,
+                                    {"current": round(now_share * 100), "previous": round(before_share * 100)}))
+    return warnings
+
+
+def integration_warnings(session: Session, account_id: int, integration_id: int, *, now: datetime | None = None) -> list[Warning]:
+    """The warnings of one integration (its settings page): health, and the default share of the last
+    seven days against the seven before."""
+    now = now or utcnow()
+    health = integration_health(session, account_id, now=now, integration_id=integration_id)
+    if not health:
+        return []
+    span = timedelta(days=INTEGRATION_SPIKE_DAYS)
+    current = _attribution_by_integration(session, account_id, now - span, now, integration_id)
+    previous = _attribution_by_integration(session, account_id, now - 2 * span, now - span, integration_id)
+    warnings = health_warnings(health, now) + spike_warnings(health, current, previous)
+    warnings.sort(key=lambda w: (w.severity != "error", w.code))
+    return warnings

@@ -1,0 +1,288 @@
+"""Keeping integrations alive between chats, and replaying inbox events by filter.
+
+- `refresh_tokens_ahead(services)`: amoCRM revokes a refresh token left unused for three months, and an
+  integration whose site gets no chats for that long never refreshes on its own. Every integration
+  whose tokens were last refreshed (or connected) `REFRESH_AHEAD_DAYS` ago or more is refreshed through
+  `TokenManager` (lock, re-read, compare-and-swap; a rejection marks it `needs_reauth`).
+- `check_webhooks(services)`: amoCRM disables a hook after 100 failed deliveries and says so only in
+  its own UI, so every connected integration's hook is read back (`GET /api/v4/webhooks`) and
+  `webhook_disabled` / `webhook_registered_at` / `webhook_checked_at` are set from what amoCRM says.
+- `replay_by_filter(session, account_id, ...)`: failed / parked (or ignored / skipped) events of a
+  period and integration go round again as one `ReplayRun`, whose progress `replay_progress` reads.
+  Idempotent: an event already queued is not queued twice, and one talk makes one request anyway.
+
+`run_periodic(services)` runs the first two; the worker's sweeper thread sends it every 30 minutes
+(workers/sweeper.py → `chatsource.run_maintenance`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.amocrm.errors import AmoCrmError, ReauthRequired
+from core.catalog import NotFound, ValidationFailed, get_owned
+from core.crypto import SecretUnreadable
+from core.db import utcnow
+from core.models import Integration, ReplayRun, WebhookEvent
+from core.services import Services
+from core.webhook_inbox import is_closed_item
+
+log = logging.getLogger(__name__)
+
+REFRESH_AHEAD_DAYS = 7
+REPLAYABLE_STATUSES = ("failed", "parked", "ignored", "skipped")
+DEFAULT_REPLAY_STATUSES = ("failed", "parked")
+REPLAY_CHUNK = 1000
+REPLAY_REASON = "повтор по запросу"
+
+
+@dataclass
+class Outcome:
+    integration_id: int
+    result: str  # refreshed | ok | missing | disabled | needs_reauth | error
+    detail: str | None = None
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+def refresh_tokens_ahead(services: Services, *, now: datetime | None = None,
+                         max_age_days: float = REFRESH_AHEAD_DAYS) -> list[Outcome]:
+    """Refresh every connected integration whose tokens are `max_age_days` old or older."""
+    from core.amocrm.tokens import TokenManager
+
+    now = now or utcnow()
+    cutoff = now - timedelta(days=max_age_days)
+    refreshed_at = sa.func.coalesce(Integration.token_refreshed_at, Integration.connected_at)
+    with services.session_factory() as session:
+        due = list(session.scalars(
+            sa.select(Integration.id)
+            .where(Integration.status == "connected", Integration.refresh_token_enc.is_not(None),
+                   sa.or_(refreshed_at.is_(None), refreshed_at <= cutoff))
+            .order_by(Integration.id)
+        ))
+    manager = TokenManager(services)
+    outcomes = []
+    for integration_id in due:
+        try:
+            manager.access_token(integration_id, force_refresh=True)
+        except ReauthRequired as exc:  # the manager has marked it needs_reauth; the dashboard says so
+            outcomes.append(Outcome(integration_id, "needs_reauth", str(exc)))
+            log.warning("integration %s: refresh ahead of time refused: %s", integration_id, exc)
+        except AmoCrmError as exc:  # transient: the next run (30 minutes on) tries again
+            outcomes.append(Outcome(integration_id, "error", str(exc)))
+            log.warning("integration %s: refresh ahead of time failed, will retry: %s", integration_id, exc)
+        else:
+            outcomes.append(Outcome(integration_id, "refreshed"))
+            log.info("integration %s: amoCRM tokens refreshed ahead of time", integration_id)
+    return outcomes
+
+
+# --- webhooks ------------------------------------------------------------------------------------
+
+def check_webhooks(services: Services, *, now: datetime | None = None,
+                   integration_ids: list[int] | None = None) -> list[Outcome]:
+    """Read each connected integration's hook back from amoCRM and store what it says."""
+    from core.amocrm.client import AmoCrmClient
+    from core.integrations import webhook_url
+    from core.oauth_connect import WEBHOOK_EVENTS
+
+    now = now or utcnow()
+    with services.session_factory() as session:
+        stmt = sa.select(Integration).where(Integration.status == "connected", Integration.access_token_enc.is_not(None))
+        if integration_ids is not None:
+            stmt = stmt.where(Integration.id.in_(integration_ids or [0]))
+        targets = []
+        for integration in session.scalars(stmt.order_by(Integration.id)):
+            try:
+                targets.append((integration.id, webhook_url(services, integration)))
+            except SecretUnreadable:
+                log.warning("integration %s: the webhook url cannot be decrypted; skipped", integration.id)
+    outcomes = []
+    for integration_id, url in targets:
+        try:
+            hooks = AmoCrmClient(services, integration_id).list_webhooks(url)
+        except ReauthRequired as exc:
+            outcomes.append(Outcome(integration_id, "needs_reauth", str(exc)))
+            continue
+        except AmoCrmError as exc:
+            outcomes.append(Outcome(integration_id, "error", str(exc)))
+            log.warning("integration %s: could not read the webhooks from amoCRM: %s", integration_id, exc)
+            continue
+        hook = next((h for h in hooks if h.get("destination") == url), None)
+        values: dict = {"webhook_checked_at": now}
+        if hook is None or not set(WEBHOOK_EVENTS) <= set(hook.get("settings") or []):
+            values.update(webhook_registered_at=None, webhook_disabled=False)
+            outcome = Outcome(integration_id, "missing")
+        elif hook.get("disabled"):
+            values.update(webhook_disabled=True)
+            outcome = Outcome(integration_id, "disabled")
+        else:
+            values.update(webhook_disabled=False,
+                          webhook_registered_at=sa.func.coalesce(
+                              Integration.webhook_registered_at,
+                              sa.bindparam(None, now, type_=Integration.webhook_registered_at.type)))
+            outcome = Outcome(integration_id, "ok")
+        with services.session_factory() as session:
+            session.execute(sa.update(Integration).where(Integration.id == integration_id).values(**values)
+                            .execution_options(synchronize_session=False))
+            session.commit()
+        if outcome.result != "ok":
+            log.warning("integration %s: amoCRM webhook is %s", integration_id, outcome.result)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def run_periodic(services: Services, *, now: datetime | None = None) -> dict:
+    """What the worker runs every 30 minutes; returns a summary for the log."""
+    summary: dict[str, dict[str, int]] = {"tokens": {}, "webhooks": {}}
+    for name, outcomes in (("tokens", refresh_tokens_ahead(services, now=now)), ("webhooks", check_webhooks(services, now=now))):
+        for outcome in outcomes:
+            summary[name][outcome.result] = summary[name].get(outcome.result, 0) + 1
+    return summary
+
+
+# --- replay by filter ----------------------------------------------------------------------------
+
+@dataclass
+class ReplayResult:
+    run_id: int | None
+    queued: int
+    event_ids: list[int] = field(default_factory=list)
+    to_enqueue: list[int] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"replay_id": self.run_id, "queued": self.queued, "skipped": self.skipped}
+
+
+def _statuses(statuses) -> tuple[str, ...]:
+    if statuses is None:
+        return DEFAULT_REPLAY_STATUSES
+    if isinstance(statuses, str):
+        statuses = [statuses]
+    if not isinstance(statuses, (list, tuple)) or not statuses or not all(isinstance(s, str) for s in statuses):
+        raise ValidationFailed(f"statuses must be a non-empty list of: {', '.join(REPLAYABLE_STATUSES)}", "statuses")
+    wrong = sorted(set(statuses) - set(REPLAYABLE_STATUSES))
+    if wrong:
+        raise ValidationFailed(f"cannot replay events that are {', '.join(wrong)}; choose from: "
+                               f"{', '.join(REPLAYABLE_STATUSES)}", "statuses")
+    return tuple(dict.fromkeys(statuses))
+
+
+def replay_by_filter(session: Session, account_id: int, integration_id: int | None = None,
+                     date_from: datetime | None = None, date_till: datetime | None = None,
+                     statuses=DEFAULT_REPLAY_STATUSES, *, requested_by: str | None = None) -> ReplayResult:
+    """Send the matching events (by `received_at`, both ends inclusive) round again as one run.
+
+    Skipped, and counted in `skipped`: events whose talk is not finished (they can never become a
+    request), events of an integration that needs re-authorisation (they would only park again:
+    reconnecting replays them by itself) and events of a switched-off integration (they would only be
+    ignored again). Returns the ids queued and, in `to_enqueue`, one id per integration: the worker
+    that takes it drains that integration's whole backlog. The caller commits, then enqueues."""
+    statuses = _statuses(statuses)
+    if integration_id is not None:
+        try:
+            get_owned(session, Integration, account_id, integration_id)
+        except NotFound:
+            raise ValidationFailed(f"integration {integration_id} does not exist in this account", "integration_id") from None
+    if date_from and date_till and date_from > date_till:
+        raise ValidationFailed("date_from is after date_till", "date_from")
+
+    e = WebhookEvent
+    where = [e.account_id == account_id, e.status.in_(statuses)]
+    if integration_id is not None:
+        where.append(e.integration_id == integration_id)
+    if date_from:
+        where.append(e.received_at >= date_from)
+    if date_till:
+        where.append(e.received_at <= date_till)
+    blocked = dict(session.execute(
+        sa.select(Integration.id, Integration.status).where(
+            Integration.account_id == account_id,
+            sa.or_(Integration.status == "needs_reauth", Integration.is_active.is_(False)))
+    ).all())
+    skipped = {"not_closed": 0, "needs_reauth": 0, "integration_inactive": 0}
+    run: ReplayRun | None = None
+    queued_ids: list[int] = []
+    first_by_integration: dict[int, int] = {}
+    last_id = 0
+    while True:
+        chunk = session.execute(
+            sa.select(e.id, e.integration_id, e.item).where(*where, e.id > last_id).order_by(e.id).limit(REPLAY_CHUNK)
+        ).all()
+        if not chunk:
+            break
+        last_id = chunk[-1].id
+        ids = []
+        for row in chunk:
+            if row.integration_id in blocked:
+                skipped["needs_reauth" if blocked[row.integration_id] == "needs_reauth" else "integration_inactive"] += 1
+            elif not is_closed_item(row.item):
+                skipped["not_closed"] += 1
+            else:
+                ids.append(row.id)
+                first_by_integration.setdefault(row.integration_id, row.id)
+        if not ids:
+            continue
+        if run is None:
+            run = ReplayRun(account_id=account_id, integration_id=integration_id, statuses=list(statuses),
+                            date_from=date_from, date_till=date_till, total=0, skipped={}, requested_by=requested_by)
+            session.add(run)
+            session.flush()
+        result = session.execute(
+            sa.update(e).where(e.id.in_(ids), e.status.in_(statuses))  # not if a worker moved it meanwhile
+            .values(status="received", status_reason=REPLAY_REASON, next_attempt_at=None, attempts=0, error=None,
+                    claim_token=None, replay_run_id=run.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == len(ids):
+            queued_ids.extend(ids)
+        else:
+            queued_ids.extend(session.scalars(sa.select(e.id).where(e.id.in_(ids), e.replay_run_id == run.id)))
+    skipped = {k: v for k, v in skipped.items() if v}
+    if run is not None:
+        run.total = len(queued_ids)
+        run.skipped = skipped
+        session.flush()
+    queued = set(queued_ids)
+    return ReplayResult(run.id if run else None, len(queued_ids), queued_ids,
+                        sorted(i for i in first_by_integration.values() if i in queued), skipped)
+
+
+def replay_progress(session: Session, account_id: int, run_id) -> dict:
+    """How far a replay run has got: its events by status now; `finished` once none is waiting."""
+    run = get_owned(session, ReplayRun, account_id, run_id)
+    counts = dict(session.execute(
+        sa.select(WebhookEvent.status, sa.func.count()).where(WebhookEvent.replay_run_id == run.id).group_by(WebhookEvent.status)
+    ).all())
+    pending = counts.get("received", 0) + counts.get("processing", 0)
+    return {
+        "id": run.id,
+        "created_at": run.created_at.isoformat(),
+        "requested_by": run.requested_by,
+        "filter": {
+            "integration_id": run.integration_id,
+            "statuses": list(run.statuses or []),
+            "date_from": run.date_from.isoformat() if run.date_from else None,
+            "date_till": run.date_till.isoformat() if run.date_till else None,
+        },
+        "total": run.total,
+        "skipped": dict(run.skipped or {}),
+        "counts": counts,
+        "pending": pending,
+        "done": counts.get("done", 0),
+        "failed": counts.get("failed", 0) + counts.get("parked", 0),
+        "finished": pending == 0,
+        "progress": round((run.total - pending) / run.total, 4) if run.total else 1.0,
+    }
+
+
+def list_replay_runs(session: Session, account_id: int, limit: int = 20) -> list[dict]:
+    runs = session.scalars(
+        sa.select(ReplayRun).where(ReplayRun.account_id == account_id).order_by(ReplayRun.id.desc()).limit(limit)
+    )
+    return [replay_progress(session, account_id, run.id) for run in runs]

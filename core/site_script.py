@@ -1,0 +1,87 @@
+"""«Скрипт для вашего сайта» (spec step 7): generated per integration, shown after it is saved.
+
+The site owner installs it on every page, below our main tracking code (`core.tracking`). It waits
+for our session id and hands it to amoCRM's chat button, which writes it into the custom field the
+integration reads (`session_field_id`) of the lead — or of the contact — that the chat creates:
+
+    amo_social_button.setMeta({lead: {custom_fields: [{id: FIELD_ID, values: [{value: "SESSION_ID"}]}]}})
+
+on amoCRM, `crm_plugin.setMeta(...)` on Kommo (amocrm-api.md §6: the v2 shape `id`, not `field_id`).
+
+Order does not matter: our tracking code or amoCRM's button may load first, and the button may
+appear late (its snippet lower on the page, a tag manager, lazy loading). The script listens to
+`Chatsource.onReady` and the `chatsource:session` event, and looks for the button every 250 ms
+for the first 10 s, then every 2 s; it calls `setMeta` once per (button object, session id), so
+again when the session changes (a new campaign, a return after 30 idle minutes) or the button
+object is replaced. ES5, no dependencies, every call guarded: it can never break the page.
+
+What amoCRM does not document (§6 [inf]): whether `setMeta` merges with or replaces metadata the
+site set itself, and that it must run before the visitor's first message (the lead is made then).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from core.models import Integration
+
+BUTTON_OBJECTS = ("amo_social_button", "crm_plugin")  # amoCRM, Kommo
+
+
+def _comment_safe(text: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"-{2,}|[<>]", " ", text or "")).strip()[:200]
+
+
+def render_site_script(field_id: int, entity: str = "lead", integration_name: str | None = None) -> str:
+    """The script for a custom field of the lead (`entity="lead"`) or the contact (`"contact"`)."""
+    if entity not in ("lead", "contact"):
+        raise ValueError("entity must be 'lead' or 'contact'")
+    if isinstance(field_id, bool) or not isinstance(field_id, int) or field_id <= 0:
+        raise ValueError("field_id must be an amoCRM custom field id")
+    where = "сделки" if entity == "lead" else "контакта"
+    name = _comment_safe(integration_name or "")
+    title = f" (интеграция «{name}»)" if name else ""
+    return (
+        f"<!-- Chatsource → amoCRM: скрипт для вашего сайта{title}.\n"
+        "     Установите на каждой странице сайта ниже основного кода отслеживания Chatsource. -->\n"
+        "<script>\n"
+        "(function (w) {\n"
+        f"  var FIELD_ID = {int(field_id)}, ENTITY = {json.dumps(entity)}; // поле сессии {where} в amoCRM\n"
+        f"  var BUTTONS = {json.dumps(list(BUTTON_OBJECTS))}, handed = [];\n"
+        "  function meta(id) {\n"
+        "    var m = {};\n"
+        "    m[ENTITY] = {custom_fields: [{id: FIELD_ID, values: [{value: id}]}]};\n"
+        "    return m;\n"
+        "  }\n"
+        "  function handedTo(b) {\n"
+        "    for (var i = 0; i < handed.length; i++) if (handed[i][0] === b) return handed[i];\n"
+        "    return null;\n"
+        "  }\n"
+        "  function hand() {\n"
+        "    var cs = w.Chatsource, id = cs && typeof cs.getSessionId === 'function' ? cs.getSessionId() : null;\n"
+        "    if (!id) return;\n"
+        "    id = String(id);\n"
+        "    for (var i = 0; i < BUTTONS.length; i++) {\n"
+        "      var b = w[BUTTONS[i]], h = b && handedTo(b);\n"
+        "      if (!b || typeof b.setMeta !== 'function' || (h && h[1] === id)) continue;\n"
+        "      try {\n"
+        "        b.setMeta(meta(id));\n"
+        "        if (h) h[1] = id; else handed.push([b, id]);\n"
+        "      } catch (e) {}\n"
+        "    }\n"
+        "  }\n"
+        "  if (w.addEventListener) w.addEventListener('chatsource:session', hand);\n"
+        "  if (w.Chatsource && typeof w.Chatsource.onReady === 'function') w.Chatsource.onReady(hand);\n"
+        "  var n = 0;\n"
+        "  (function tick() { hand(); setTimeout(tick, ++n < 40 ? 250 : 2000); })();\n"
+        "})(window);\n"
+        "</script>"
+    )
+
+
+def site_script(services, integration: Integration) -> str | None:
+    """The integration's script, or None until its session custom field is chosen (step 3)."""
+    if not integration.session_field_id:
+        return None
+    entity = "lead" if integration.session_field_entity == "leads" else "contact"
+    return render_site_script(int(integration.session_field_id), entity, integration.name)

@@ -1,0 +1,313 @@
+"""The main tracking code's server side: one page view (or activity ping) → the visitor's session.
+
+Our tracking code (`GET /t/<site_key>.js`, installed on every page of a client's site) posts each page
+view to `POST /t/collect`; `collect` decides everything there is to decide, so the script stays tiny:
+
+* the **visitor id** is first-party: the script keeps it in a cookie (one year) and sends it back;
+  we mint one when the script has none (or sends junk) and the script stores what we answer;
+* the **session** the script names (or, when it names none, this visitor's latest session on the
+  site) is continued when it belongs to the same account, site and visitor, saw activity in the last
+  30 minutes (`IDLE_TIMEOUT`, by *our* clock), and the page brings no *new campaign* — UTM tags or an
+  ad click id different from the session's (as Universal Analytics and Yandex Metrica end a visit);
+  otherwise a page view starts a new session through `core.visitor_sessions.create_session`, the same
+  function as `POST /api/v1/sessions`: channel, search engine, campaign and source by the rules, bots
+  filtered by user agent, the IP kept only as a keyed hash;
+* an activity ping (the tab going to the background) only extends a live session, never starts one.
+
+`tracking_snippet` is the HTML the Sites admin shows for the site owner to paste.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from core.db import utcnow
+from core.models import UTM_FIELDS, Site, VisitorSession
+from core.visitor_sessions import (
+    KNOWN_CLICK_IDS,
+    MAX_URL_LENGTH,
+    MAX_UTM_LENGTH,
+    _clean,
+    _normalize_click_ids,
+    create_session,
+    is_bot,
+    landing_params,
+)
+
+IDLE_TIMEOUT = timedelta(minutes=30)
+MAX_TITLE_LENGTH = 300
+MAX_BODY_BYTES = 16 * 1024
+EVENTS = ("view", "ping")
+_VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+_SITE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+class TrackingInputError(ValueError):
+    """The tracking request itself is malformed (answered 400); `field` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request of the tracking code, validated."""
+
+    url: str
+    event: str = "view"
+    referrer: str | None = None
+    title: str | None = None
+    visitor_id: str | None = None
+    session_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    tracked: bool  # False: a bot, nothing stored
+    visitor_id: str
+    session_id: int | None  # None: a bot, or a ping with no live session to extend
+    new_session: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "visitor_id": self.visitor_id,
+            "new_session": self.new_session,
+            "tracked": self.tracked,
+            "idle_timeout": int(IDLE_TIMEOUT.total_seconds()),
+        }
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _optional_str(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TrackingInputError(f"{name} must be a string", name)
+    return value
+
+
+def parse_hit(data: Any) -> Hit:
+    """Validate the JSON object the tracking code sends; raises `TrackingInputError`."""
+    if not isinstance(data, dict):
+        raise TrackingInputError("the body must be a JSON object: {\"url\": \"https://…\", \"referrer\": …, \"title\": …}")
+    event = data.get("event", "view")
+    if event not in EVENTS:
+        raise TrackingInputError(f"event must be one of: {', '.join(EVENTS)}", "event")
+    url = _optional_str(data, "url")
+    if not url or not url.strip():
+        raise TrackingInputError("url is required: the page's address (location.href)", "url")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise TrackingInputError("url is not a valid address", "url") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise TrackingInputError("url must be the page's absolute http(s) address", "url")
+
+    session_id = data.get("session_id")
+    if session_id is not None:
+        if isinstance(session_id, str) and re.fullmatch(r"\d{1,18}", session_id.strip()):
+            session_id = int(session_id.strip())
+        elif isinstance(session_id, bool) or not isinstance(session_id, int):
+            raise TrackingInputError("session_id must be a number (the one this endpoint returned) or null", "session_id")
+        if not 0 < session_id < 2**63:
+            session_id = None  # cannot name a session: treated as absent
+    visitor_id = _optional_str(data, "visitor_id")
+    if visitor_id is not None:
+        visitor_id = visitor_id.strip()
+        if not _VISITOR_ID_RE.match(visitor_id):
+            visitor_id = None  # a mangled cookie: the visitor gets a fresh id rather than an error
+    return Hit(
+        url=url[:MAX_URL_LENGTH],
+        event=event,
+        referrer=_clean(_optional_str(data, "referrer"), MAX_URL_LENGTH),
+        title=_clean(_optional_str(data, "title"), MAX_TITLE_LENGTH),
+        visitor_id=visitor_id,
+        session_id=session_id,
+    )
+
+
+def new_visitor_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+# --------------------------------------------------------------------------- sites and origins
+
+
+def find_site(session: Session, site_key: Any) -> Site | None:
+    """The site whose tracking key this is (None for junk or an unknown key)."""
+    if not isinstance(site_key, str) or not _SITE_KEY_RE.match(site_key):
+        return None
+    return session.scalar(sa.select(Site).where(Site.site_key == site_key))
+
+
+def _ascii(host: str) -> str:
+    try:
+        return host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        return host
+
+
+def origin_allowed(site_domain: str, origin: str | None) -> bool:
+    """Whether a browser `Origin` (or a page URL) is the site's domain or one of its subdomains.
+
+    Scheme http(s), any port; "www." and other subdomains are the site's; "evil-shop.ru" and
+    "shop.ru.evil.com" are not. `Origin: null` (sandboxed frames, file://) never is.
+    """
+    if not origin or not site_domain or origin == "null":
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return False
+    host = _ascii(host.rstrip(".").lower())
+    domain = _ascii(site_domain.strip().rstrip(".").lower())
+    if domain.startswith("www."):
+        domain = domain[4:]
+    return host == domain or host.endswith("." + domain)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def campaign_params(url: str | None) -> dict[str, str]:
+    """The campaign a page brings: its UTM tags and ad click ids, as a session would store them."""
+    landing = landing_params(url)
+    out = {}
+    for name in UTM_FIELDS:
+        value = _clean(landing.get(name), MAX_UTM_LENGTH)
+        if value is not None:
+            out[name] = value
+    out.update(_normalize_click_ids({k: v for k, v in landing.items() if k in KNOWN_CLICK_IDS}))
+    return out
+
+
+def session_campaign(vs: VisitorSession) -> dict[str, str]:
+    out = {name: getattr(vs, name) for name in UTM_FIELDS if getattr(vs, name)}
+    out.update({k: v for k, v in (vs.click_ids or {}).items() if v})
+    for name in ("gclid", "yclid", "fbclid"):
+        if getattr(vs, name) and name not in out:
+            out[name] = getattr(vs, name)
+    return out
+
+
+def is_live(vs: VisitorSession, now: datetime) -> bool:
+    return now - vs.last_activity_at <= IDLE_TIMEOUT
+
+
+def _named_session(session: Session, site: Site, hit: Hit, visitor_id: str) -> VisitorSession | None:
+    if hit.session_id is None:
+        return None
+    vs = session.get(VisitorSession, hit.session_id)
+    if vs is None or vs.account_id != site.account_id or vs.site_id != site.id or vs.visitor_id != visitor_id:
+        return None  # someone else's id (ids are sequential), or a session of another site
+    return vs
+
+
+def _latest_session(session: Session, site: Site, visitor_id: str, now: datetime) -> VisitorSession | None:
+    return session.scalar(
+        sa.select(VisitorSession)
+        .where(
+            VisitorSession.site_id == site.id,
+            VisitorSession.visitor_id == visitor_id,
+            VisitorSession.last_activity_at >= now - IDLE_TIMEOUT,
+        )
+        .order_by(VisitorSession.last_activity_at.desc(), VisitorSession.id.desc())
+        .limit(1)
+    )
+
+
+def current_session(session: Session, site: Site, hit: Hit, visitor_id: str, now: datetime) -> VisitorSession | None:
+    """The session this hit continues, or None when a new one must start."""
+    vs = _named_session(session, site, hit, visitor_id)
+    if vs is None or not is_live(vs, now):
+        # The script lost or dropped its session id, or another tab of this visitor moved on.
+        vs = _latest_session(session, site, visitor_id, now)
+    if vs is None or not is_live(vs, now):
+        return None
+    page_campaign = campaign_params(hit.url)
+    if page_campaign and page_campaign != session_campaign(vs):
+        return None  # a new campaign arrived: a new session, as established analytics do
+    return vs
+
+
+def collect(
+    session: Session,
+    site: Site,
+    hit: Hit,
+    *,
+    user_agent: str | None = None,
+    ip: str | None = None,
+    ip_salt: str | bytes | None = None,
+    now: datetime | None = None,
+) -> CollectResult:
+    """Continue the visitor's session or start a new one; flush (the caller commits)."""
+    now = now or utcnow()
+    visitor_id = hit.visitor_id or new_visitor_id()
+    if is_bot(user_agent):
+        return CollectResult(tracked=False, visitor_id=visitor_id, session_id=None)
+
+    vs = current_session(session, site, hit, visitor_id, now) if hit.visitor_id else None
+    if vs is not None:
+        values: dict[str, Any] = {"last_activity_at": now}
+        if hit.event == "view":
+            values["page_views"] = VisitorSession.page_views + 1
+        session.execute(sa.update(VisitorSession).where(VisitorSession.id == vs.id).values(**values))
+        return CollectResult(tracked=True, visitor_id=visitor_id, session_id=vs.id)
+    if hit.event == "ping":
+        return CollectResult(tracked=True, visitor_id=visitor_id, session_id=None)
+
+    vs = create_session(
+        session, site.account_id, site.id, started_at=now, visitor_id=visitor_id, entrance_page=hit.url,
+        referrer=hit.referrer, user_agent=user_agent, ip=ip, ip_salt=ip_salt,
+    )
+    if vs is None:  # pragma: no cover - is_bot was checked above
+        return CollectResult(tracked=False, visitor_id=visitor_id, session_id=None)
+    vs.entrance_title = hit.title
+    session.flush()
+    return CollectResult(tracked=True, visitor_id=visitor_id, session_id=vs.id, new_session=True)
+
+
+# --------------------------------------------------------------------------- the snippet
+
+
+def script_url(public_url: str, site: Site) -> str:
+    return f"{public_url.rstrip('/')}/t/{site.site_key}.js"
+
+
+def tracking_snippet(public_url: str, site: Site) -> str:
+    """The main tracking code as the site owner pastes it into every page (before </head>).
+
+    It defines a tiny `window.Chatsource` queue at once, so "the script for your site" and the site's
+    own code can call `Chatsource.onReady(fn)` before the real script (loaded async) arrives.
+    """
+    src = json.dumps(script_url(public_url, site))
+    return (
+        f"<!-- Chatsource: основной код отслеживания сайта {html.escape(site.domain)} -->\n"
+        "<script>\n"
+        "(function (w, d, u) {\n"
+        "  w.Chatsource = w.Chatsource || {_q: [], onReady: function (f) { this._q.push(f); }};\n"
+        "  var s = d.createElement('script'); s.async = true; s.src = u;\n"
+        "  (d.head || d.documentElement).appendChild(s);\n"
+        f"}})(window, document, {src});\n"
+        "</script>"
+    )

@@ -1,0 +1,29 @@
+// A stand-in for amoCRM's site chat button ("кнопка на сайт", amocrm-api.md §6). Like amoCRM's own
+// snippet it creates window.amo_social_button (Kommo: window.crm_plugin) whose setMeta(p) queues p
+// into .params until button.js arrives; here it also records every call for the test to read, and
+// "Написать в чат" hands the metadata to the test, which opens the chat in the amoCRM sandbox.
+(function (w) {
+  w.__meta = [];
+  w.__installButton = function (name) {
+    w.__buttonAt = performance.now();
+    w[name] = {
+      id: 'stand-in', hash: 'stand-in', locale: 'ru', inline: false, params: [],
+      setMeta: function (p) {
+        this.params.push(p);
+        w.__meta.push({at: performance.now(), button: name, meta: JSON.parse(JSON.stringify(p))});
+      }
+    };
+  };
+  // What amoCRM would write into the custom field: the last value handed for it.
+  w.__fieldValue = function (entity, fieldId) {
+    for (var i = w.__meta.length - 1; i >= 0; i--) {
+      var part = w.__meta[i].meta[entity], fields = (part && part.custom_fields) || [];
+      for (var j = 0; j < fields.length; j++) if (fields[j].id === fieldId) return fields[j].values[0].value;
+    }
+    return null;
+  };
+  w.__startChat = function () {
+    var last = w.__meta[w.__meta.length - 1];
+    return w.__amoStartChat(JSON.stringify(last ? last.meta : {}));
+  };
+})(window);

@@ -1,0 +1,118 @@
+"""Fixtures of the fault suite: a time bound on every test, a private redis-server, a private
+PostgreSQL cluster, the Procfile's worker as a subprocess, and the app wired to them.
+
+The suite runs with `make test` like everything else. Under REQUIRE_SERVICES=1 (CI) a missing
+redis-server or PostgreSQL binary fails the run instead of skipping it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.conftest import TEST_CLIENT_ID, TEST_CLIENT_SECRET, dispose, make_app, unavailable
+from tests.faults.fault_helpers import PrivatePostgres, PrivateRedis, ServiceMissing, WorkerProcess
+
+DEFAULT_TIMEOUT_S = 60
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "faults(timeout=60): a fault test, stopped after `timeout` seconds")
+
+
+class FaultTestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def fault_deadline(request):
+    """Every fault test is bounded: SIGALRM interrupts it (sleeps, socket waits) after its timeout."""
+    marker = request.node.get_closest_marker("faults")
+    seconds = (marker.kwargs.get("timeout") if marker else None) or DEFAULT_TIMEOUT_S
+
+    def expired(signum, frame):
+        raise FaultTestTimeout(f"{request.node.name} ran over its {seconds} s bound")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    try:
+        server = PrivateRedis(tmp_path / "redis")
+    except ServiceMissing as exc:
+        unavailable("redis-server", exc)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def private_pg():
+    try:
+        cluster = PrivatePostgres()
+    except ServiceMissing as exc:
+        unavailable("PostgreSQL binaries", exc)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def worker_env(app, db_url: str, redis_url: str, public_url: str) -> dict:
+    """The environment of a worker process sharing the test app's database, broker and secrets."""
+    settings = app.extensions["chatsource.settings"]
+    env = dict(os.environ)
+    env.update({
+        "APP_ENV": "test",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": redis_url,
+        "INSTANCE_DIR": settings.instance_dir,
+        "SECRET_KEY": settings.secret_key,
+        "TOKEN_ENCRYPTION_KEYS": ",".join(settings.token_encryption_keys),
+        "AMOCRM_ALLOWED_HOSTS": ",".join(settings.amocrm_allowed_hosts),
+        "AMOCRM_CLIENT_ID": TEST_CLIENT_ID,
+        "AMOCRM_CLIENT_SECRET": TEST_CLIENT_SECRET,
+        "AMOCRM_TIMEOUT_SECONDS": "5",
+        "PUBLIC_URL": public_url,
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture
+def redis_app(db_url, tmp_path, live, private_redis):
+    """The app on the private Redis (broker, limiter, locks), served on `live` for the sandbox."""
+    import redis
+
+    client = redis.Redis.from_url(private_redis.url, socket_timeout=5, socket_connect_timeout=2)
+    app = make_app(db_url, tmp_path, redis_client=client, public_url=live.url)
+    live.app = app
+    yield app
+    dispose(app)
+    client.close()
+
+
+@pytest.fixture
+def worker_factory(redis_app, db_url, private_redis, live, tmp_path):
+    """Start the Procfile's worker against the test database and the private Redis."""
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(worker_env(redis_app, db_url, private_redis.url, live.url), tmp_path / "worker.log")
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()

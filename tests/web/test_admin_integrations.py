@@ -1,0 +1,394 @@
+"""The integration setup screen against the amoCRM sandbox: the spec's seven steps in its words,
+connect through the real OAuth redirects (and every way it can fail, shown plainly), the session
+field from all pages of amoCRM's fields, traffic type and messenger mapping, activation rules,
+webhook (re)registration, «Проверить интеграцию», and the events and requests screens."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from core import catalog
+from core.models import Integration, WebhookEvent
+from tests.conftest import drain
+from tests.web.admin_helpers import csrf_from, post_form, signed_in, text
+
+pytestmark = pytest.mark.e2e
+
+SPEC_WORDS = ("Подключить учетную запись", "Название авторизации", "AmoCRM URL", "Token URL", "Подключить", "Webhook url",
+              "Кастомное поле для сессии", "Тип трафика", "Соответствие мессенджеров и источников", "Активен", "Сохранить",
+              "Скрипт для вашего сайта", "Проверить интеграцию")
+
+
+@pytest.fixture
+def admin(app):
+    return signed_in(app)
+
+
+@pytest.fixture
+def dictionaries(app, account_id):
+    with app.extensions["chatsource.services"].session_factory() as session:
+        site = catalog.create_site(session, account_id, "Магазин", "shop.example.ru")
+        data = {
+            "site": site.id,
+            "default": catalog.create_campaign(session, account_id, "Без РК", site.id, 1000).id,
+            "telegram": catalog.create_campaign(session, account_id, "Telegram-канал", site.id).id,
+            "whatsapp": catalog.create_campaign(session, account_id, "WhatsApp-рассылка", site.id).id,
+            "source": catalog.create_source(session, account_id, "Мессенджеры").id,
+        }
+        session.commit()
+    return data
+
+
+def integration(app, integration_id=None) -> Integration:
+    with app.extensions["chatsource.services"].session_factory() as session:
+        query = sa.select(Integration).order_by(Integration.id.desc())
+        row = session.get(Integration, integration_id) if integration_id else session.scalar(query.limit(1))
+        list(row.mappings)  # loaded while the session is open
+        return row
+
+
+def new_integration(admin, amo=None, name="Основной amoCRM"):
+    """Step 1 on the «Подключить учетную запись» page; returns the response to «Подключить»."""
+    data = {"name": name}
+    if amo is not None:
+        data.update(amocrm_url=amo.url, token_url=f"{amo.url}/oauth2/access_token")
+    else:
+        page = text(admin.get("/admin/integrations/new"))
+        data.update(amocrm_url=re.search(r'id="amocrm_url" name="amocrm_url" value="([^"]+)"', page).group(1),
+                    token_url=re.search(r'id="token_url" name="token_url" value="([^"]+)"', page).group(1))
+    return post_form(admin, "/admin/integrations/new", data)
+
+
+def through_amocrm(admin, authorize_url: str, amo_allows=True):
+    """amoCRM's consent screen (the sandbox), then its redirect back to our callback in the admin's browser."""
+    consent = requests.get(authorize_url, allow_redirects=False, timeout=10)
+    if consent.status_code == 200:  # the consent page: press «Разрешить» / «Отказать»
+        fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
+        consent = requests.post(urlsplit(authorize_url)._replace(path="/oauth", query="").geturl(),
+                                data={**fields, "decision": "allow" if amo_allows else "deny"}, allow_redirects=False, timeout=10)
+    assert consent.status_code == 302, consent.text[:300]
+    back = urlsplit(consent.headers["Location"])
+    return admin.get(f"{back.path}?{back.query}")
+
+
+def connected(admin, amo):
+    response = new_integration(admin, amo)
+    assert response.status_code == 302 and response.headers["Location"].startswith(amo.url + "/oauth?")
+    callback = through_amocrm(admin, response.headers["Location"])
+    assert callback.status_code == 200 and 'data-result="connected"' in text(callback)
+    return integration(admin.application)
+
+
+def setup_url(row) -> str:
+    return f"/admin/integrations/{row.id}/"
+
+
+def save(admin, row, **fields):
+    page = text(admin.get(setup_url(row)))
+    data = {"csrf_token": csrf_from(page), "name": row.name, "amocrm_url": row.amocrm_url, "token_url": row.token_url,
+            "client_id": row.client_id, "traffic_type": "campaign"}
+    for i, origin in enumerate(re.findall(r'name="map_origin_(\d+)" value="([^"]+)"', page)):
+        data[f"map_origin_{origin[0]}"] = origin[1]
+    data.update({k: v for k, v in fields.items() if v is not None})
+    return admin.post(setup_url(row), data=data)
+
+
+def row_index(page: str, origin: str) -> str:
+    return re.search(rf'name="map_origin_(\d+)" value="{re.escape(origin)}"', page).group(1)
+
+
+def test_the_setup_page_uses_the_spec_words_in_its_order(admin, app, amo):
+    new_page = text(admin.get("/admin/integrations/new"))
+    assert "Подключить учетную запись" in new_page and "Название авторизации" in new_page
+    assert 'value="https://YOURDOMAIN.amocrm.ru"' in new_page and 'value="https://YOURDOMAIN.amocrm.ru/oauth2/access_token"' in new_page
+    row = connected(admin, amo)
+    page = text(admin.get(setup_url(row)))
+    positions = [page.find(word) for word in SPEC_WORDS[1:12]]
+    assert all(p > 0 for p in positions), dict(zip(SPEC_WORDS[1:12], positions))
+    steps = [page.find(f'id="step-{n}"') for n in range(1, 8)]
+    assert steps == sorted(steps) and steps[0] > 0
+    assert "Проверить интеграцию" in page
+
+
+def test_yourdomain_left_in_place_is_explained_on_step_one(admin, app):
+    response = new_integration(admin)
+    row = integration(app)
+    assert response.status_code == 302 and response.headers["Location"] == f"{setup_url(row)}#step-1"
+    page = text(admin.get(setup_url(row)))
+    assert 'data-testid="connect-problem"' in page and "Замените YOURDOMAIN" in page
+    assert row.status == "new" and row.name == "Основной amoCRM"
+    # The problem is shown once, not forever.
+    assert "Замените YOURDOMAIN в полях" not in text(admin.get(setup_url(row)))
+
+
+def test_a_host_that_is_not_amocrm_is_refused_before_anything_is_sent(admin, app):
+    response = post_form(admin, "/admin/integrations/new", {"name": "Фишинг", "amocrm_url": "https://evil.example.com",
+                                                            "token_url": "https://evil.example.com/oauth2/access_token"})
+    assert response.status_code == 422
+    assert "не адрес amoCRM или Kommo" in text(response)
+    assert 'value="https://evil.example.com"' in text(response)  # what was typed stays in the form
+    with app.extensions["chatsource.services"].session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Integration)) == 0
+
+
+def test_connect_through_the_redirect_ends_back_on_the_integration(admin, app, amo):
+    amo.state.update_settings({"auto_approve": False})  # the real consent page
+    response = new_integration(admin, amo)
+    callback = through_amocrm(admin, response.headers["Location"])
+    row = integration(app)
+    assert callback.status_code == 200 and f'"{setup_url(row)}"' in text(callback)  # where the page sends the admin back
+    assert callback.headers["Referrer-Policy"] == "no-referrer"  # the one-time code stays out of Referer headers
+    page = text(admin.get(setup_url(row)))
+    assert "amoCRM подключён" in page and 'data-testid="connected-account"' in page
+    assert row.status == "connected" and row.amo_subdomain == "sandbox"
+    assert "зарегистрирован в amoCRM" in page  # step 2: the webhook was registered while connecting
+    [hook] = amo.state.list_webhooks(internal=True)
+    assert f'value="{hook["destination"]}"' in page and hook["settings"] == ["update_talk"]
+
+
+def test_connect_in_a_popup_gets_the_consent_url_as_json(admin, app, amo):
+    new_integration(admin)  # a draft with YOURDOMAIN
+    row = integration(app)
+    page = text(admin.get(setup_url(row)))
+    response = admin.post(f"/admin/integrations/{row.id}/connect", headers={"X-Chatsource-Connect": "popup"}, data={
+        "csrf_token": csrf_from(page), "name": row.name, "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token",
+        "client_id": row.client_id})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["authorize_url"].startswith(amo.url + "/oauth?") and body["return_to"] == setup_url(row)
+    # A field error comes back as JSON for the page to show, without reloading what was typed.
+    bad = admin.post(f"/admin/integrations/{row.id}/connect", headers={"X-Chatsource-Connect": "popup"}, data={
+        "csrf_token": csrf_from(page), "name": "", "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"})
+    assert bad.status_code == 422 and bad.get_json() == {"error": "Укажите название.", "field": "name"}
+
+
+def test_denied_and_reused_connections_are_explained(admin, app, amo):
+    amo.state.update_settings({"auto_approve": False})
+    response = new_integration(admin, amo)
+    denied = through_amocrm(admin, response.headers["Location"], amo_allows=False)
+    assert denied.status_code == 400 and "Доступ в amoCRM не предоставлен" in text(denied)
+    row = integration(app)
+    assert "Не удалось подключить amoCRM" in text(admin.get(setup_url(row))) and integration(app).status == "new"
+
+    page = text(admin.get(setup_url(row)))
+    again = admin.post(f"/admin/integrations/{row.id}/connect", data={
+        "csrf_token": csrf_from(page), "name": row.name, "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"})
+    consent = requests.get(again.headers["Location"], allow_redirects=False, timeout=10)
+    fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
+    allowed = requests.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
+    back = urlsplit(allowed.headers["Location"])
+    assert admin.get(f"{back.path}?{back.query}").status_code == 200
+    reused = admin.get(f"{back.path}?{back.query}")
+    assert reused.status_code == 400 and "уже использована" in text(reused)
+
+    # A code older than amoCRM's 20 minutes is refused by amoCRM; the page says to connect again.
+    page = text(admin.get(setup_url(row)))
+    again = admin.post(f"/admin/integrations/{row.id}/connect", data={
+        "csrf_token": csrf_from(page), "name": row.name, "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"})
+    consent = requests.get(again.headers["Location"], allow_redirects=False, timeout=10)
+    fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
+    allowed = requests.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
+    amo.state.advance_clock(21 * 60)
+    back = urlsplit(allowed.headers["Location"])
+    expired = admin.get(f"{back.path}?{back.query}")
+    assert expired.status_code == 400 and "amoCRM отклонил код авторизации" in text(expired)
+
+
+def test_session_field_select_lists_lead_and_contact_fields_from_every_page(admin, app, amo):
+    for n in range(1, 61):
+        amo.state.add_custom_field("leads", f"Поле {n:02d}", "text")
+    row = connected(admin, amo)
+    page = text(admin.get(setup_url(row)))
+    select = page[page.index('name="session_field"'):page.index("</select>", page.index('name="session_field"'))]
+    assert "Поле 60" in select and "Сессия UIS" in select  # beyond amoCRM's 50 fields per page
+    assert "Поля сделки" in select and "Поля контакта" in select
+    assert re.search(r'<option value="contacts:\d+:Телефон" disabled>Телефон \(тип multitext не подходит\)', select)
+    assert "Нет подходящего поля?" in page
+
+
+def test_traffic_type_mappings_and_activation_rules(admin, app, amo, dictionaries):
+    row = connected(admin, amo)
+    page = text(admin.get(setup_url(row)))
+    field = re.search(r'<option value="(leads:\d+:Сессия UIS)"', page).group(1)
+    tg, wa = row_index(page, "telegram"), row_index(page, "waba")
+
+    # Too early: no default campaign yet. The rest is saved; activation is refused with the reasons.
+    response = save(admin, row, session_field=field, is_active="1",
+                    **{f"map_campaign_id_{tg}": dictionaries["telegram"], f"map_campaign_id_{wa}": dictionaries["whatsapp"]})
+    assert response.status_code == 422
+    body = text(response)
+    assert 'data-testid="activation-errors"' in body and "выберите рекламную кампанию по умолчанию («Тип трафика»)" in body
+    saved = integration(app, row.id)
+    assert saved.is_active is False and saved.session_field_name == "Сессия UIS"
+    assert {m.origin: m.campaign_id for m in saved.mappings} == {"telegram": dictionaries["telegram"], "waba": dictionaries["whatsapp"]}
+
+    response = save(admin, row, session_field=field, is_active="1", default_campaign_id=dictionaries["default"],
+                    **{f"map_campaign_id_{tg}": dictionaries["telegram"], f"map_campaign_id_{wa}": dictionaries["whatsapp"]})
+    assert response.status_code == 302 and response.headers["Location"].endswith("#step-7")
+    page = text(admin.get(response.headers["Location"]))
+    assert "Интеграция включена" in page and 'data-testid="site-script"' in page and "setMeta" in page
+    assert integration(app, row.id).is_active is True
+
+    # Source + site: a row with a source but no site names the messenger; input is kept on the page.
+    response = save(admin, row, session_field=field, is_active="1", traffic_type="source_site",
+                    default_source_id=dictionaries["source"], default_site_id=dictionaries["site"],
+                    **{f"map_source_id_{tg}": dictionaries["source"]})
+    assert response.status_code == 422 and "Мессенджер Telegram: выберите рекламную кампанию или источник и сайт" in text(response)
+    assert re.search(r'value="source_site" checked', text(response))
+    response = save(admin, row, session_field=field, is_active="1", traffic_type="source_site",
+                    default_source_id=dictionaries["source"], default_site_id=dictionaries["site"],
+                    **{f"map_source_id_{tg}": dictionaries["source"], f"map_site_id_{tg}": dictionaries["site"]})
+    assert response.status_code == 302
+    saved = integration(app, row.id)
+    assert saved.traffic_type == "source_site" and saved.default_campaign_id == dictionaries["default"]  # kept for switching back
+    assert [(m.origin, m.source_id, m.site_id) for m in saved.mappings] == [("telegram", dictionaries["source"], dictionaries["site"])]
+
+
+def test_activation_before_connecting_is_refused_with_every_reason(admin, app):
+    new_integration(admin)
+    row = integration(app)
+    response = save(admin, row, is_active="1")
+    assert response.status_code == 422
+    body = text(response)
+    for reason in ("сначала подключите учетную запись amoCRM («Подключить»)", "выберите кастомное поле для сессии",
+                   "выберите рекламную кампанию по умолчанию"):
+        assert reason in body
+    assert "Подключите учетную запись amoCRM (шаг 1)" in body  # step 3 waits for the connection
+
+
+def test_a_chat_closed_in_amocrm_shows_up_and_the_check_passes_end_to_end(admin, app, amo, dictionaries):
+    row = connected(admin, amo)
+    page = text(admin.get(setup_url(row)))
+    field = re.search(r'<option value="(leads:(\d+):Сессия UIS)"', page)
+    tg = row_index(page, "telegram")
+    assert save(admin, row, session_field=field.group(1), is_active="1", default_campaign_id=dictionaries["default"],
+                **{f"map_campaign_id_{tg}": dictionaries["telegram"]}).status_code == 302
+
+    check = post_form(admin, f"/admin/integrations/{row.id}/check", {}, page_url=setup_url(row))
+    results = dict(re.findall(r'data-check="(\w+)" data-ok="(\w+)"', text(check)))
+    assert results == {"connected": "passed", "token": "passed", "webhook": "passed", "session_field": "passed",
+                       "defaults": "passed", "mappings": "passed", "active": "passed", "last_talk": "pending"}
+    assert "Ни одна беседа пока не пришла" in text(check)
+
+    chat = amo.state.create_chat(contact={"name": "Анна", "phones": ["+79161234567"]}, origin="com.vk.newchat")
+    amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
+    drain(app)
+    requests_page = text(admin.get("/admin/requests/"))
+    assert "Анна" in requests_page and "+79161234567" in requests_page and "Без РК" in requests_page
+
+    check = post_form(admin, f"/admin/integrations/{row.id}/check", {}, page_url=setup_url(row))
+    assert 'data-check="last_talk" data-ok="passed"' in text(check) and "стала обращением" in text(check)
+    setup = text(admin.get(setup_url(row)))
+    assert 'value="com.vk.newchat"' in setup  # an origin seen in this integration's events can be mapped
+    assert re.search(r'data-testid="requests-today">1<', setup)
+
+
+def test_the_check_names_what_broke_and_how_to_fix_it(admin, app, amo, dictionaries):
+    row = connected(admin, amo)
+    [hook] = amo.state.list_webhooks(internal=True)
+    amo.state.set_webhook_disabled(hook["id"], True)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        session.get(Integration, row.id).session_field_id = 999_999  # a field deleted in amoCRM meanwhile
+        session.commit()
+    check = text(post_form(admin, f"/admin/integrations/{row.id}/check", {}, page_url=setup_url(row)))
+    assert 'data-check="webhook" data-ok="failed"' in check and "amoCRM отключил наш webhook" in check
+    assert 'data-check="session_field" data-ok="failed"' in check and "больше нет в amoCRM" in check
+    assert 'data-check="defaults" data-ok="failed"' in check and 'data-check="active" data-ok="failed"' in check
+    assert "Как исправить:" in check
+    assert integration(app, row.id).webhook_disabled is True  # the stored state follows amoCRM
+
+    # «Зарегистрировать webhook»: amoCRM lost the hook; the button puts it back.
+    amo.state.delete_webhook(hook["destination"])
+    response = post_form(admin, f"/admin/integrations/{row.id}/webhook", {}, page_url=setup_url(row))
+    assert response.status_code == 302 and response.headers["Location"].endswith("#step-2")
+    assert [h["settings"] for h in amo.state.list_webhooks(internal=True)] == [["update_talk"]]
+    assert "Webhook зарегистрирован в amoCRM" in text(admin.get(setup_url(row)))
+
+    token = csrf_from(text(admin.get(setup_url(row))))
+    amo.state.revoke()  # the admin revoked our access in amoCRM
+    check = text(admin.post(f"/admin/integrations/{row.id}/check", data={"csrf_token": token}))
+    assert 'data-check="token" data-ok="failed"' in check and "amoCRM не принимает наши токены" in check
+    assert "Нажмите «Подключить» и снова предоставьте доступ" in check
+    check = text(admin.post(f"/admin/integrations/{row.id}/check", data={"csrf_token": token}))
+    assert 'data-check="connected" data-ok="failed"' in check and "amoCRM отозвал авторизацию" in check
+
+
+def test_amocrm_errors_are_messages_on_the_page_never_a_500(admin, app, amo):
+    row = connected(admin, amo)
+    amo.state.revoke()
+    page = admin.get(setup_url(row))
+    assert page.status_code == 200 and 'data-testid="fields-problem"' in text(page)
+    response = post_form(admin, f"/admin/integrations/{row.id}/webhook", {}, page_url=setup_url(row))
+    assert response.status_code == 302
+    assert "amoCRM не принимает наши токены" in text(admin.get(setup_url(row)))
+
+
+def test_disconnect_switches_the_integration_off(admin, app, amo):
+    row = connected(admin, amo)
+    response = post_form(admin, f"/admin/integrations/{row.id}/disconnect", {}, page_url=setup_url(row))
+    assert response.status_code == 302
+    row = integration(app, row.id)
+    assert (row.status, row.is_active, row.access_token_enc) == ("new", False, None)
+    assert "Учетная запись amoCRM отключена" in text(admin.get(setup_url(row)))
+
+
+def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, account_id):
+    row = connected(admin, amo)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        for i, status in enumerate(("failed", "done", "skipped")):
+            session.add(WebhookEvent(account_id=account_id, integration_id=row.id, dedupe_key=f"k{i}", action="update",
+                                     talk_id=100 + i, item={"talk_id": str(100 + i), "is_in_work": "0" if status != "skipped" else "1",
+                                                            "origin": "telegram"},
+                                     status=status, error="amoCRM answered 500" if status == "failed" else None))
+        session.commit()
+        failed_id = session.scalar(sa.select(WebhookEvent.id).where(WebhookEvent.status == "failed"))
+    listing = text(admin.get("/admin/events/?flt0_0=failed"))
+    assert "amoCRM answered 500" in listing and ">101<" not in listing
+    assert "ошибка" in listing and "Повторить" in listing
+
+    page = text(admin.get("/admin/events/"))
+    response = admin.post("/admin/events/action/", data={"action": "replay", "rowid": [str(failed_id)], "csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    with app.extensions["chatsource.services"].session_factory() as session:
+        event = session.get(WebhookEvent, failed_id)
+        assert (event.status, event.status_reason, event.error) == ("received", "повтор по запросу", None)
+    assert "снова поставлено в очередь" in text(admin.get("/admin/events/"))
+
+
+def test_the_setup_page_in_english(admin, app, amo):
+    row = connected(admin, amo)
+    admin.get("/lang/en")
+    page = text(admin.get(setup_url(row)))
+    for words in ("Credentials", "Authorisation name", "Session custom field", "Traffic type", "Messengers and sources", "Active",
+                  "Save", "Script for your site", "Check the integration", "Webhook url"):
+        assert words in page, words
+    assert "Кастомное поле" not in page
+
+
+def test_the_oauth_code_never_reaches_the_logs():
+    import datetime
+    import logging
+    import runpy
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from core.settings import PROJECT_ROOT
+    from web import RedactWebhookTokens
+
+    line = "/oauth/amocrm/callback?code=def502-SECRET&referer=sub.amocrm.ru&state=STATE-SECRET"
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"GET %s HTTP/1.1" 200', (line,), None)
+    RedactWebhookTokens().filter(record)
+    assert "SECRET" not in record.getMessage() and "code=***" in record.getMessage() and "referer=sub.amocrm.ru" in record.getMessage()
+
+    logger = runpy.run_path(str(PROJECT_ROOT / "gunicorn.conf.py"))["RedactingLogger"](Config())
+    path, query = line.split("?")
+    atoms = logger.atoms(SimpleNamespace(status="200 OK", sent=1, headers=[], response_length=1),
+                         SimpleNamespace(method="GET", version=(1, 1), headers=[]),
+                         {"REQUEST_METHOD": "GET", "RAW_URI": line, "PATH_INFO": path, "QUERY_STRING": query,
+                          "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"}, datetime.timedelta(seconds=0.01))
+    assert "SECRET" not in atoms["r"] + atoms["q"] and "state=***" in atoms["q"]

@@ -1,0 +1,203 @@
+"""Read-only screens over the pipeline: the webhook inbox (with «replay») and the requests it made.
+The full Raw data report comes with the reports issue; this list is the quick look."""
+from __future__ import annotations
+
+import json
+
+from flask import flash, g, has_request_context
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_login import current_user
+from markupsafe import Markup
+
+from core import talk_processing
+from core.messengers import messenger_name
+from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
+from core.reports import EVENT_STATUSES
+from web.admin.security import AccountScopedModelView, current_account_id
+from web.extensions import db
+
+
+def N_(message: str) -> str:
+    return message
+
+
+STATUS_LABELS = {
+    "received": N_("waiting"),
+    "processing": N_("processing"),
+    "done": N_("done"),
+    "skipped": N_("skipped (chat not finished)"),
+    "ignored": N_("ignored (integration off)"),
+    "parked": N_("parked (reconnect amoCRM)"),
+    "failed": N_("failed"),
+}
+STATUS_BADGES = {"done": "success", "failed": "danger", "parked": "warning", "ignored": "secondary",
+                 "skipped": "light", "received": "info", "processing": "info"}
+ATTRIBUTION_LABELS = {"session": N_("session"), "messenger": N_("messenger"), "default": N_("default")}
+
+
+def _own_integrations():
+    rows = db.session.query(Integration.id, Integration.name).filter(Integration.account_id == current_account_id()).order_by(Integration.id)
+    return [(str(i), name) for i, name in rows]
+
+
+class _NamesCache:
+    """Names of the integrations/campaigns/… on the current page, fetched once per request."""
+
+    @staticmethod
+    def get(model, id_):
+        cache = g.setdefault("_cs_names", {})
+        if model not in cache:
+            cache[model] = dict(db.session.query(model.id, model.name).filter(model.account_id == current_account_id()).all())
+        return cache[model].get(id_)
+
+
+def _integration_name(view, context, model, name):
+    return _NamesCache.get(Integration, model.integration_id) or f"#{model.integration_id}"
+
+
+def _status(view, context, model, name):
+    label = _(STATUS_LABELS.get(model.status, model.status))
+    return Markup('<span class="badge badge-{}" data-status="{}">{}</span>').format(STATUS_BADGES.get(model.status, "light"), model.status, label)
+
+
+def _origin(view, context, model, name):
+    origin = (model.item or {}).get("origin") if isinstance(model, WebhookEvent) else model.origin
+    return messenger_name(origin) if origin else "—"
+
+
+def _error(view, context, model, name):
+    text = model.error or ""
+    if not text:
+        return ""
+    return Markup('<span class="text-danger small" title="{}">{}</span>').format(text, text[:200] + ("…" if len(text) > 200 else ""))
+
+
+def _item(view, context, model, name):
+    return Markup("<pre class='small mb-0'>{}</pre>").format(json.dumps(model.item, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+class RequestOptionsFilter(FilterEqual):
+    """A select filter whose options depend on the request (the account, the language): Flask-Admin
+    caches options when the view is built, so `ReadOnlyView` fills them in per request."""
+
+    def get_options(self, view):
+        return self.request_options() if has_request_context() and current_user.is_authenticated else None
+
+    def request_options(self) -> list:  # pragma: no cover - every subclass implements it
+        raise NotImplementedError
+
+
+class StatusFilter(RequestOptionsFilter):
+    def request_options(self):
+        return [(s, _(STATUS_LABELS[s])) for s in EVENT_STATUSES]
+
+
+class IntegrationFilter(RequestOptionsFilter):
+    def request_options(self):
+        return _own_integrations()
+
+    def clean(self, value):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return -1
+
+
+class AttributionFilter(RequestOptionsFilter):
+    def request_options(self):
+        return [(k, _(v)) for k, v in ATTRIBUTION_LABELS.items()]
+
+
+class ReadOnlyView(AccountScopedModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    can_view_details = True
+
+    def _get_filter_groups(self):
+        groups = super()._get_filter_groups()
+        for items in (groups or {}).values():
+            for item in items:
+                flt = self._filters[item["index"]]
+                if isinstance(flt, RequestOptionsFilter):
+                    item["options"] = [(k, str(v)) for k, v in flt.get_options(self) or []]
+        return groups
+
+
+class WebhookEventView(ReadOnlyView):
+    column_list = ("received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason", "attempts", "error", "request_id")
+    column_details_list = ("id", "received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason",
+                           "attempts", "error", "processed_at", "request_id", "item")
+    column_default_sort = ("id", True)
+    column_sortable_list = ("received_at", "talk_id", "status", "attempts")
+    column_filters = [
+        StatusFilter(WebhookEvent.status, _l("Status")),
+        IntegrationFilter(WebhookEvent.integration_id, _l("Integration")),
+    ]
+    column_labels = {
+        "id": "ID", "received_at": _l("Received"), "integration_id": _l("Integration"), "talk_id": _l("Talk"),
+        "action": _l("Action"), "origin": _l("Messenger"), "status": _l("Status"), "status_reason": _l("Reason"),
+        "attempts": _l("Attempts"), "error": _l("Error"), "processed_at": _l("Processed"), "request_id": _l("Request"),
+        "item": _l("Data from amoCRM"),
+    }
+    column_formatters = {"integration_id": _integration_name, "status": _status, "origin": _origin, "error": _error, "item": _item}
+
+    @action("replay", _l("Replay"), _l("Process the selected events again? A chat already recorded is not recorded twice."))
+    def action_replay(self, ids):
+        try:
+            event_ids = [int(i) for i in ids]
+        except ValueError:
+            flash(_("Nothing to replay."), "error")
+            return
+        queued = talk_processing.replay_events(db.session, current_account_id(), event_ids)
+        db.session.commit()
+        if queued:
+            from workers.actors import enqueue_talk_events
+
+            enqueue_talk_events(queued)
+            flash(ngettext("%(num)s event was queued again.", "%(num)s events were queued again.", len(queued)), "success")
+        skipped = len(event_ids) - len(queued)
+        if skipped:
+            flash(ngettext("%(num)s event cannot be replayed: only a finished chat that is not being processed can.",
+                           "%(num)s events cannot be replayed: only finished chats that are not being processed can.", skipped), "warning")
+
+
+class RequestView(ReadOnlyView):
+    column_list = ("created_at", "channel", "contact_name", "phone", "email", "campaign_id", "source_id", "site_id", "attribution", "attribution_reason")
+    column_details_list = ("id", "created_at", "closed_at", "integration_id", "talk_id", "origin", "channel", "contact_name", "phone", "email",
+                           "session_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term",
+                           "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason", "amo_lead_id", "amo_contact_id")
+    column_default_sort = [("created_at", True), ("id", True)]
+    column_sortable_list = ("created_at", "channel", "attribution")
+    column_searchable_list = ("contact_name", "phone", "email")
+    column_filters = [
+        IntegrationFilter(ChatRequest.integration_id, _l("Integration")),
+        FilterEqual(ChatRequest.channel, _l("Channel")),
+        AttributionFilter(ChatRequest.attribution, _l("Attribution")),
+    ]
+    column_labels = {
+        "id": "ID", "created_at": _l("Created"), "closed_at": _l("Closed"), "integration_id": _l("Integration"), "talk_id": _l("Talk"),
+        "origin": _l("Messenger"), "channel": _l("Channel"), "contact_name": _l("Contact name"), "phone": _l("Phone"), "email": "E-mail",
+        "session_id": _l("Session"), "site_id": _l("Site"), "campaign_id": _l("Ad campaign"), "source_id": _l("Source"),
+        "referrer": _l("Referrer"), "entrance_page": _l("Entrance page"), "attribution": _l("Attribution"),
+        "attribution_reason": _l("Why"), "amo_lead_id": _l("amoCRM lead"), "amo_contact_id": _l("amoCRM contact"),
+    }
+    column_formatters = {
+        "integration_id": _integration_name,
+        "campaign_id": lambda v, c, m, n: _NamesCache.get(Campaign, m.campaign_id) or "—",
+        "source_id": lambda v, c, m, n: _NamesCache.get(Source, m.source_id) or "—",
+        "site_id": lambda v, c, m, n: _NamesCache.get(Site, m.site_id) or "—",
+        "attribution": lambda v, c, m, n: _(ATTRIBUTION_LABELS.get(m.attribution, m.attribution)),
+        "origin": _origin,
+    }
+
+
+def make_views():
+    return [
+        WebhookEventView(WebhookEvent, name=_l("Webhook events"), endpoint="events", category=_l("Data")),
+        RequestView(ChatRequest, name=_l("Requests"), endpoint="requests", category=_l("Data")),
+    ]

@@ -1,0 +1,383 @@
+"""The amoCRM integration setup screen: one page that follows the spec's seven steps, in its words.
+
+1 credentials and «Connect» (popup, or a redirect when popups are blocked or JavaScript is off;
+both end back here) → 2 «Webhook url» (copy; registered in amoCRM or not; register again) → 3 the
+session custom field from amoCRM's lead and contact fields → 4 «Traffic type» and its default → 5
+the messenger mapping → 6 «Active» + «Save» → 7 «Скрипт для вашего сайта». A status panel
+shows the connection, token expiry, last event, last error and today's requests, with reconnect,
+disconnect and «Проверить интеграцию».
+
+Every change goes through the same core functions as the Data API; this module only turns form
+fields into their arguments and their errors into messages.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timezone
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, jsonify, redirect, request, session, url_for
+from flask_admin import BaseView, expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from core import integrations
+from core.amocrm.errors import AmoCrmError, ReauthRequired
+from core.catalog import NotFound, ValidationFailed
+from core.diagnostics import check_integration
+from core.messengers import KNOWN_MESSENGERS, channel_for_origin, messenger_name
+from core.models import Campaign, ChatRequest, Integration, Site, Source
+from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
+from web.admin.messages import connect_error, translate
+from web.admin.security import AdminAccess, current_account_id
+from web.extensions import db
+
+log = logging.getLogger(__name__)
+
+SUITABLE_FIELD_TYPES = ("text", "numeric", "textarea", "tracking_data")
+STEP1_FIELDS = ("name", "amocrm_url", "token_url", "client_id")
+CONNECT_PROBLEM_KEY = "cs_connect_problem"
+INTERNATIONAL_CHANNELS = ("tiktok", "mercadolibre", "lazada")  # Kommo's channels outside Russia
+
+
+def services():
+    return current_app.extensions["chatsource.services"]
+
+
+def _int_or_none(value):
+    value = (value or "").strip() if isinstance(value, str) else value
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class FormProblem(Exception):
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+class IntegrationsView(AdminAccess, BaseView):
+    """`/admin/integrations/`: the list, `new`, and each integration's setup page."""
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _get(self, integration_id: int) -> Integration:
+        try:
+            return integrations.get_integration(db.session, current_account_id(), integration_id)
+        except NotFound:
+            abort(404)
+
+    def _setup_url(self, integration_id: int, anchor: str | None = None) -> str:
+        url = url_for(".setup", integration_id=integration_id)
+        return f"{url}#{anchor}" if anchor else url
+
+    @staticmethod
+    def _wants_json() -> bool:
+        return request.headers.get("X-Chatsource-Connect") == "popup"
+
+    @staticmethod
+    def _step1_data(form) -> dict:
+        """Step 1's fields as typed; an empty client secret keeps the stored one."""
+        data = {k: (form.get(k) or "").strip() for k in STEP1_FIELDS if k in form}
+        secret = (form.get("client_secret") or "").strip()
+        if secret:
+            data["client_secret"] = secret
+        return data
+
+    def _choices(self):
+        account_id = current_account_id()
+        sites = db.session.scalars(sa.select(Site).where(Site.account_id == account_id).order_by(Site.name)).all()
+        sources = db.session.scalars(sa.select(Source).where(Source.account_id == account_id).order_by(Source.priority, Source.name)).all()
+        campaigns = db.session.scalars(sa.select(Campaign).where(Campaign.account_id == account_id).order_by(Campaign.priority, Campaign.name)).all()
+        return sites, sources, campaigns
+
+    def _messenger_rows(self, integration: Integration, values: dict) -> list[dict]:
+        """One row per messenger (its origin codes together: TikTok has three), the known ones first,
+        then every other code amoCRM has sent to this integration or that is already mapped. Kommo's
+        international channels stay folded unless used."""
+        rows: list[dict] = []
+        by_name: dict[str, dict] = {}
+        for m in KNOWN_MESSENGERS:
+            row = by_name.get(m.name)
+            if row is None:
+                row = by_name[m.name] = {"name": m.name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
+                rows.append(row)
+            row["origins"].append(m.origin)
+        known = {o for r in rows for o in r["origins"]}
+        seen = integrations.seen_origins(db.session, integration.id)
+        for origin in seen + [m.origin for m in integration.mappings] + list(values.get("mappings", {})):
+            if origin not in known:
+                name = _("Online chat on the site") if channel_for_origin(origin) == "site_chat" else messenger_name(origin)
+                rows.append({"name": name, "origins": [origin], "more": False})
+                known.add(origin)
+        mappings = values.get("mappings", {})
+        for row in rows:
+            row["seen"] = any(o in seen for o in row["origins"])
+            row["mapping"] = next((mappings[o] for o in row["origins"] if mappings.get(o)), {})
+            row["more"] = row["more"] and not row["seen"] and not any(row["mapping"].values())
+        return rows
+
+    def _custom_fields(self, integration: Integration):
+        """(fields, problem): amoCRM's lead and contact fields, or why they could not be read."""
+        if integration.status == "new" or not integration.access_token_enc:
+            return [], None
+        try:
+            return integrations.custom_fields(services(), integration), None
+        except ReauthRequired:
+            return [], _("amoCRM refused our tokens: press «Connect» to connect again.")
+        except AmoCrmError as exc:
+            return [], _("Could not read the custom fields from amoCRM: %(error)s", error=str(exc))
+
+    def _requests_today(self, integration: Integration) -> int:
+        start = datetime.combine(datetime.now(timezone.utc).date(), time.min, tzinfo=timezone.utc)
+        return db.session.scalar(
+            sa.select(sa.func.count()).select_from(ChatRequest)
+            .where(ChatRequest.integration_id == integration.id, ChatRequest.recorded_at >= start)
+        ) or 0
+
+    def _values(self, integration: Integration) -> dict:
+        values = {k: getattr(integration, k) or "" for k in STEP1_FIELDS}
+        values.update(
+            session_field=(f"{integration.session_field_entity}:{integration.session_field_id}" if integration.session_field_id else ""),
+            traffic_type=integration.traffic_type,
+            default_campaign_id=integration.default_campaign_id,
+            default_source_id=integration.default_source_id,
+            default_site_id=integration.default_site_id,
+            is_active=integration.is_active,
+            mappings={m.origin: {"campaign_id": m.campaign_id, "source_id": m.source_id, "site_id": m.site_id} for m in integration.mappings},
+        )
+        return values
+
+    def _values_from_form(self, integration: Integration, form) -> dict:
+        values = self._values(integration)
+        values.update({k: form.get(k, values[k]) for k in STEP1_FIELDS})
+        values["session_field"] = ":".join((form.get("session_field") or "").split(":")[:2])
+        values["traffic_type"] = form.get("traffic_type") or values["traffic_type"]
+        for key in ("default_campaign_id", "default_source_id", "default_site_id"):
+            values[key] = _int_or_none(form.get(key))
+        values["is_active"] = "is_active" in form
+        values["mappings"] = {}
+        for i, origin in self._posted_rows(form):
+            values["mappings"][origin] = {k: _int_or_none(form.get(f"map_{k}_{i}")) for k in ("campaign_id", "source_id", "site_id")}
+        return values
+
+    @staticmethod
+    def _posted_rows(form) -> list[tuple[str, str]]:
+        """(row index, origin) for every origin of every mapping row; a row may carry several codes."""
+        rows = []
+        for key in form:
+            if key.startswith("map_origin_"):
+                for origin in (form.get(key) or "").split():
+                    rows.append((key[len("map_origin_"):], origin))
+        return rows
+
+    def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
+                      checks=None, status: int = 200):
+        problem = session.pop(CONNECT_PROBLEM_KEY, None)
+        connect_problem = problem["message"] if problem and problem.get("id") == integration.id else None
+        sites, sources, campaigns = self._choices()
+        fields, fields_problem = self._custom_fields(integration)
+        values = values or self._values(integration)
+        selected = values.get("session_field") or ""
+        field_options = {"leads": [], "contacts": []}
+        for f in fields:
+            key = f"{f['entity']}:{f['id']}"
+            field_options.setdefault(f["entity"], []).append({
+                "value": f"{key}:{f.get('name') or ''}", "key": key, "name": f.get("name") or f"#{f['id']}",
+                "type": f.get("type") or "", "suitable": (f.get("type") or "text") in SUITABLE_FIELD_TYPES,
+            })
+        missing_field = None
+        if selected and fields and not any(o["key"] == selected for opts in field_options.values() for o in opts):
+            missing_field = {"key": selected, "name": integration.session_field_name or selected}
+        body = self.render(
+            "admin/cs_integration.html",
+            integration=integration,
+            values=values,
+            errors=errors or {},
+            activation_errors=activation_errors or [],
+            checks=checks,
+            connect_problem=connect_problem,
+            webhook_url=integrations.webhook_url(services(), integration),
+            site_script=integrations.site_script(services(), integration),
+            field_options=field_options,
+            fields_problem=fields_problem,
+            missing_field=missing_field,
+            sites=sites, sources=sources, campaigns=campaigns,
+            messenger_rows=self._messenger_rows(integration, values),
+            requests_today=self._requests_today(integration),
+            campaign_label=lambda c: f"{c.name} ({c.site.name})" if c.site else c.name,
+        )
+        return body, status
+
+    def _connect_response(self, integration: Integration):
+        """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
+        A failure is kept for step 1 of the setup page, where both paths land."""
+        return_to = self._setup_url(integration.id)
+        try:
+            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to)
+        except ConnectError as exc:
+            db.session.commit()  # what the admin typed is kept
+            message = connect_error(exc.code, exc.message)
+            if exc.code == "host_not_allowed":
+                message = f"{message} {translate('amocrm_url: ' + exc.message)}"
+            session[CONNECT_PROBLEM_KEY] = {"id": integration.id, "message": message}
+            if self._wants_json():
+                return jsonify({"error": message, "code": exc.code, "return_to": return_to}), 422
+            return redirect(return_to + "#step-1")
+        db.session.commit()
+        if self._wants_json():
+            return jsonify({"authorize_url": url, "return_to": return_to})
+        return redirect(url)
+
+    # -- pages -------------------------------------------------------------------------------------
+
+    @expose("/")
+    def index(self):
+        rows = integrations.list_integrations(db.session, current_account_id())
+        return self.render("admin/cs_integrations.html", rows=rows,
+                           today={r.id: self._requests_today(r) for r in rows})
+
+    @expose("/new", methods=("GET", "POST"))
+    def new(self):
+        settings = current_app.extensions["chatsource.settings"]
+        values = {"name": "", "amocrm_url": integrations.DEFAULT_AMOCRM_URL, "token_url": integrations.DEFAULT_TOKEN_URL,
+                  "client_id": settings.amocrm_client_id}
+        errors = {}
+        if request.method == "POST":
+            values.update({k: request.form.get(k, "") for k in STEP1_FIELDS})
+            try:
+                integration = integrations.create_integration(db.session, services(), current_account_id(),
+                                                              self._step1_data(request.form))
+            except ValidationFailed as exc:
+                db.session.rollback()
+                errors[exc.field or "name"] = translate(exc.message)
+                if self._wants_json():
+                    return jsonify({"error": errors[exc.field or "name"], "field": exc.field}), 422
+            else:
+                db.session.commit()
+                return self._connect_response(integration)
+        return self.render("admin/cs_integration_new.html", values=values, errors=errors,
+                           has_default_secret=bool(settings.amocrm_client_secret)), (422 if errors else 200)
+
+    @expose("/<int:integration_id>/", methods=("GET", "POST"))
+    def setup(self, integration_id: int):
+        integration = self._get(integration_id)
+        if request.method == "GET":
+            return self._render_setup(integration)
+        return self._save(integration)
+
+    def _save(self, integration: Integration):
+        form = request.form
+        rows = self._posted_rows(form)
+        mapped_names: list[str] = []
+        try:
+            data = self._settings_data(integration, form, rows, mapped_names)
+            integrations.update_integration(db.session, services(), integration, data)
+        except (ValidationFailed, FormProblem) as exc:
+            db.session.rollback()
+            message = exc.message if isinstance(exc, FormProblem) else translate(exc.message, rows=mapped_names)
+            field = exc.field or "form"
+            flash(message, "error")
+            return self._render_setup(integration, values=self._values_from_form(integration, form),
+                                      errors={field: message}, status=422)
+        blocked = []
+        wants_active = "is_active" in form
+        if wants_active != integration.is_active:
+            try:
+                integrations.update_integration(db.session, services(), integration, {"is_active": wants_active})
+            except integrations.ActivationBlocked as exc:
+                blocked = [translate(m) for m in exc.missing]
+        db.session.commit()
+        if blocked:
+            flash(_("Settings saved, but the integration cannot be activated yet."), "warning")
+            return self._render_setup(integration, activation_errors=blocked, status=422)
+        flash(_("Settings saved.") + (" " + _("The integration is active.") if integration.is_active else ""), "success")
+        anchor = "step-7" if integrations.site_script(services(), integration) else None
+        return redirect(self._setup_url(integration.id, anchor))
+
+    def _settings_data(self, integration: Integration, form, rows, mapped_names: list[str]) -> dict:
+        """Form fields → `update_integration`'s data; `mapped_names` gets the messenger of each mapping."""
+        data = self._step1_data(form)
+        raw_field = (form.get("session_field") or "").strip()
+        if raw_field:
+            entity, _sep, rest = raw_field.partition(":")
+            field_id, _sep, name = rest.partition(":")
+            if entity not in integrations.FIELD_ENTITIES or not field_id.isdigit():
+                raise FormProblem("session_field", _("Choose the session custom field from the list."))
+            data.update(session_field_entity=entity, session_field_id=int(field_id),
+                        session_field_name=name or (integration.session_field_name if integration.session_field_id == int(field_id) else None))
+        elif "session_field" in form:
+            data.update(session_field_id=None, session_field_name=None)
+        traffic_type = form.get("traffic_type") or integration.traffic_type
+        data["traffic_type"] = traffic_type
+        for key in ("default_campaign_id", "default_source_id", "default_site_id"):
+            if key in form:
+                data[key] = _int_or_none(form.get(key))
+        mappings = []
+        for i, origin in rows:
+            campaign_id = _int_or_none(form.get(f"map_campaign_id_{i}"))
+            source_id = _int_or_none(form.get(f"map_source_id_{i}"))
+            site_id = _int_or_none(form.get(f"map_site_id_{i}"))
+            if traffic_type == "campaign" and campaign_id:
+                item = {"origin": origin, "campaign_id": campaign_id}
+            elif traffic_type == "source_site" and (source_id or site_id):
+                item = {"origin": origin, "source_id": source_id, "site_id": site_id}
+            else:
+                continue
+            mappings.append(item)
+            mapped_names.append(messenger_name(origin))
+        data["messenger_mappings"] = mappings
+        return data
+
+    @expose("/<int:integration_id>/connect", methods=("POST",))
+    def connect(self, integration_id: int):
+        integration = self._get(integration_id)
+        try:
+            integrations.update_integration(db.session, services(), integration, self._step1_data(request.form))
+        except ValidationFailed as exc:
+            db.session.rollback()
+            message = translate(exc.message)
+            if self._wants_json():
+                return jsonify({"error": message, "field": exc.field}), 422
+            return self._render_setup(integration, values=self._values_from_form(integration, request.form),
+                                      errors={exc.field or "form": message}, status=422)
+        db.session.commit()
+        return self._connect_response(integration)
+
+    @expose("/<int:integration_id>/webhook", methods=("POST",))
+    def webhook(self, integration_id: int):
+        integration = self._get(integration_id)
+        if integration.status != "connected":
+            flash(_("Connect the amoCRM account first: the webhook is registered through its API."), "error")
+            return redirect(self._setup_url(integration.id, "step-2"))
+        try:
+            register_webhook(services(), integration.id)
+            flash(_("The webhook is registered in amoCRM for «Беседа изменена»."), "success")
+        except ReauthRequired:
+            flash(_("amoCRM refused our tokens: press «Connect» to connect again."), "error")
+        except AmoCrmError as exc:
+            flash(_("amoCRM did not register the webhook: %(error)s", error=str(exc)), "error")
+        return redirect(self._setup_url(integration.id, "step-2"))
+
+    @expose("/<int:integration_id>/disconnect", methods=("POST",))
+    def disconnect(self, integration_id: int):
+        integration = self._get(integration_id)
+        disconnect(db.session, integration)
+        db.session.commit()
+        flash(_("The amoCRM account is disconnected and the integration is switched off. Chats are no longer recorded."), "success")
+        return redirect(self._setup_url(integration.id))
+
+    @expose("/<int:integration_id>/check", methods=("POST",))
+    def check(self, integration_id: int):
+        integration = self._get(integration_id)
+        checks = check_integration(db.session, services(), current_account_id(), integration.id)
+        db.session.commit()
+        return self._render_setup(integration, checks=checks)
+
+
+def make_views():
+    return [IntegrationsView(name=_l("Integrations"), endpoint="integrations", url="integrations")]

@@ -1,0 +1,152 @@
+// Chatsource main tracking code. Served per site as GET /t/<site_key>.js with the site's settings
+// in C (see web/tracking.py, which strips these comment lines and the indentation before serving).
+// ES5 only, no dependencies; every step is wrapped so that a failure never breaks the page.
+//   C.k  site key          C.e  collect url (POST /t/collect)
+//   C.d  the site's domain (cookie domain)        C.v  script version
+// Public API: Chatsource.getSessionId(), .getVisitorId(), .onReady(fn) — fn(sessionId, visitorId)
+// runs once the server has confirmed the session; the "chatsource:session" event on window fires
+// on that and on every later change (new campaign in a single-page app, return after 30 idle min).
+(function (w, d, C) {
+  var old = w.Chatsource;
+  if (old && old.version) return;
+  var IDLE = 18e5, VID = '_cs_vid', SID = '_cs_sid', PFX = 'chatsource';
+  var queue = (old && old._q) || [], mem = {}, mode = 'mem';
+  var sid = null, vid = null, ready = false, last = 0, lastHref = href();
+  var host = location.hostname, cookieDomain = '';
+  if (C.d && (host === C.d || host.slice(-C.d.length - 1) === '.' + C.d) && !/^[\d.]+$|:/.test(host)) cookieDomain = C.d;
+
+  function now() { return new Date().getTime(); }
+  // The address without its #fragment: an in-page anchor is not a page view.
+  function href() { return location.href.split('#')[0]; }
+
+  // Storage: first-party cookies; when cookies are blocked, this tab's sessionStorage; else memory.
+  function readCookie(n) {
+    var m = d.cookie.match(new RegExp('(?:^|; )' + n + '=([^;]*)'));
+    return m ? decodeURIComponent(m[1]) : null;
+  }
+  function writeCookie(n, v, age) {
+    d.cookie = n + '=' + encodeURIComponent(v) + '; path=/; max-age=' + age +
+      (cookieDomain ? '; domain=' + cookieDomain : '') + '; SameSite=Lax' + (location.protocol === 'https:' ? '; Secure' : '');
+  }
+  function get(n) {
+    try {
+      if (mode === 'cookie') return readCookie(n);
+      if (mode === 'tab') return w.sessionStorage.getItem(PFX + n);
+    } catch (e) {}
+    return mem[n] || null;
+  }
+  function set(n, v, age) {
+    mem[n] = v;
+    try {
+      if (mode === 'cookie') writeCookie(n, v, age);
+      else if (mode === 'tab') w.sessionStorage.setItem(PFX + n, v);
+    } catch (e) {}
+  }
+  try {
+    writeCookie('_cs_t', '1', 60);
+    if (readCookie('_cs_t') !== '1' && cookieDomain) { cookieDomain = ''; writeCookie('_cs_t', '1', 60); }
+    if (readCookie('_cs_t') === '1') { mode = 'cookie'; writeCookie('_cs_t', '', 0); }
+  } catch (e) {}
+  if (mode !== 'cookie') {
+    try { w.sessionStorage.setItem(PFX + 't', '1'); mode = 'tab'; } catch (e) {}
+  }
+
+  vid = get(VID);
+  // The stored session: "id.lastActivityMs"; not offered to the server once idle by our clock.
+  var stored = (get(SID) || '').split('.');
+  var storedSid = stored[0] && now() - (+stored[1] || 0) < IDLE ? stored[0] : null;
+  if (storedSid) last = +stored[1];
+
+  function remember() {
+    last = now();
+    if (sid) set(SID, sid + '.' + last, IDLE / 1000);
+  }
+
+  function announce(changed) {
+    var first = !ready, f;
+    ready = true;
+    if (first) while (queue.length) { f = queue.shift(); call(f); }
+    if (first || changed) {
+      try {
+        var ev = d.createEvent('CustomEvent');
+        ev.initCustomEvent('chatsource:session', false, false, {sessionId: sid, visitorId: vid});
+        w.dispatchEvent(ev);
+      } catch (e) {}
+    }
+  }
+  function call(f) {
+    try { f(sid, vid); } catch (e) { setTimeout(function () { throw e; }); }
+  }
+
+  function answered(r) {
+    if (!r) return failed();
+    // The visitor id lives a year from the last visit.
+    if (r.visitor_id) { vid = r.visitor_id; set(VID, vid, 31536000); }
+    if (!r.session_id) { if (r.tracked === false) sid = null; return; }
+    var id = String(r.session_id), changed = id !== sid;
+    sid = id;
+    storedSid = id;
+    remember();
+    announce(changed);
+  }
+  function failed() {
+    // The server is out of reach: go on with the stored session while it is fresh.
+    if (!sid && storedSid) { sid = storedSid; announce(true); }
+  }
+
+  function send(event, referrer, withAnswer) {
+    var body = JSON.stringify({
+      site_key: C.k, event: event, visitor_id: vid, session_id: sid || storedSid,
+      url: location.href, referrer: referrer || null, title: d.title
+    });
+    try {
+      if (!withAnswer && navigator.sendBeacon && navigator.sendBeacon(C.e, body)) return;
+      if (!w.fetch) return failed();
+      // A text/plain body is a "simple" CORS request: no preflight round trip.
+      w.fetch(C.e, {method: 'POST', body: body, credentials: 'omit', keepalive: true})
+        .then(function (res) { return res.ok ? res.json() : null; })
+        .then(withAnswer ? answered : null, failed);
+    } catch (e) { failed(); }
+  }
+
+  function view(referrer) {
+    lastHref = href();
+    send('view', referrer, true);
+  }
+
+  // Single-page apps: a pushState / back-forward navigation is a page view.
+  function routed() {
+    if (href() !== lastHref) view(lastHref);
+  }
+  try {
+    var push = history.pushState;
+    history.pushState = function () {
+      var r = push.apply(this, arguments);
+      setTimeout(routed, 0);
+      return r;
+    };
+    w.addEventListener('popstate', routed);
+  } catch (e) {}
+
+  // Activity: going to the background extends the session (no answer needed: a beacon); coming
+  // back after the idle limit asks for the session again (it may be a new one).
+  d.addEventListener('visibilitychange', function () {
+    if (d.visibilityState === 'hidden') {
+      if (sid && now() - last > 6e4) { send('ping'); remember(); }
+    } else if (sid && now() - last > IDLE) {
+      storedSid = null;
+      view(d.referrer);
+    }
+  });
+
+  w.Chatsource = {
+    version: C.v,
+    getSessionId: function () { return sid; },
+    getVisitorId: function () { return vid; },
+    onReady: function (f) {
+      if (typeof f !== 'function') return;
+      if (ready) call(f); else queue.push(f);
+    }
+  };
+  view(d.referrer);
+})(window, document, /*CONFIG*/{});
