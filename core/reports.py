@@ -597,7 +597,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     Rows come from a server-side cursor (`yield_per`) as plain tuples, never ORM objects, so memory
     stays flat however many rows match. Names (site, campaign, source, integration) are resolved from
     the account's dictionaries loaded once; dates are local to `tz`; channel and attribution are
-    written in `lang`; every cell is passed through `safe_cell`. The UTF-8 BOM (`bom`) makes Excel
+    written in `lang`; every text cell is made safe as `safe_cell` says. The UTF-8 BOM (`bom`) makes Excel
     read Cyrillic correctly; `delimiter` «;» suits Excel with Russian regional settings."""
     flt = flt or RequestFilter()
     sort = sort if isinstance(sort, Sort) else Sort.parse(sort)
@@ -616,22 +616,45 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     buffer.seek(0)
     buffer.truncate()
 
-    def when(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    # The loop below runs once per row of a possibly million-row export: plain tuples, cells made
+    # safe with one lookup, names made safe once in advance, dates formatted without strftime.
+    formula = frozenset(_FORMULA_START)
+
+    def safe(text):
+        return "'" + text if text and text[0] in formula else text
+
+    def when(value: datetime | None) -> str | None:
+        return value.astimezone(zone).replace(tzinfo=None).isoformat(" ", "seconds") if value else None
+
+    sites = {k: safe(v) for k, v in refs.sites.items()}
+    campaigns = {k: safe(v) for k, v in refs.campaigns.items()}
+    sources = {k: safe(v) for k, v in refs.sources.items()}
+    integrations = {k: safe(v) for k, v in refs.integrations.items()}
+    bases = refs.amo_bases  # http(s) addresses: never a formula
+    channels: dict[str, str] = {}
+    attributions = {k: attribution_label(k, lang) for k in ATTRIBUTIONS}
 
     result = session.execute(stmt, execution_options={"yield_per": max(int(chunk_rows), 1)})
     try:
         for partition in result.partitions():
-            for r in partition:
-                writer.writerow([safe_cell(v) for v in (
-                    r.id, when(r.created_at), channel_label(r.channel, lang), r.origin, r.contact_name, r.phone,
-                    r.email, refs.sites.get(r.site_id), refs.campaigns.get(r.campaign_id),
-                    refs.sources.get(r.source_id), r.utm_source, r.utm_medium, r.utm_campaign, r.utm_term,
-                    r.utm_content, r.referrer, r.entrance_page, r.session_id, r.visitor_id,
-                    attribution_label(r.attribution, lang), r.attribution_reason,
-                    refs.integrations.get(r.integration_id), r.talk_id, refs.lead_url(r.integration_id, r.amo_lead_id),
-                    refs.contact_url(r.integration_id, r.amo_contact_id), when(r.closed_at),
-                )])
+            lines = []
+            for (rid, created_at, channel, origin, name, phone, email, site_id, campaign_id, source_id, utm_source,
+                 utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
+                 attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at) in partition:
+                label = channels.get(channel)
+                if label is None:
+                    label = channels[channel] = safe(channel_label(channel, lang))
+                base = bases.get(integration_id)
+                lines.append((
+                    rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(email),
+                    sites.get(site_id), campaigns.get(campaign_id), sources.get(source_id), safe(utm_source),
+                    safe(utm_medium), safe(utm_campaign), safe(utm_term), safe(utm_content), safe(referrer),
+                    safe(entrance_page), session_id, safe(visitor_id), attributions.get(attribution) or safe(attribution),
+                    safe(reason), integrations.get(integration_id), talk_id,
+                    f"{base}/leads/detail/{lead_id}" if base and lead_id else None,
+                    f"{base}/contacts/detail/{contact_id}" if base and contact_id else None, when(closed_at),
+                ))
+            writer.writerows(lines)
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

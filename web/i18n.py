@@ -125,7 +125,7 @@ def compile_catalogues(directory: Path = TRANSLATIONS_DIR, with_flask_admin: boo
             with po_path.open("rb") as fh:
                 catalog = read_po(fh, locale=locale)
             mo_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = mo_path.with_suffix(".mo.tmp")
+            tmp = mo_path.with_name(mo_path.stem + ".tmp.mo")  # git-ignored like the .mo
             with tmp.open("wb") as fh:
                 write_mo(fh, catalog, use_fuzzy=False)
             tmp.replace(mo_path)
