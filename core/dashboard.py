@@ -11,7 +11,7 @@ day, and whether every integration is healthy — with warnings before data is l
 - `integrations`: health rows (`integration_health`): token expiry and refresh-token age, webhook
   registered / disabled on the amoCRM side and when that was last checked, the inbox backlog by
   status with the oldest waiting event, the last error, the last event and the last request;
-- `warnings` (`Warning.to_dict`): needs re-authorisation, webhook disabled or missing, refresh token
+- `warnings` (`HealthWarning.to_dict`): needs re-authorisation, webhook disabled or missing, refresh token
   close to amoCRM's three-month limit, a stuck backlog, failed events, a spike of default-attributed
   requests against the previous period, a recent error.
 
@@ -36,7 +36,7 @@ from core.catalog import ValidationFailed
 from core.db import utcnow
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
 from core.reports import (
-    ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
+    _DAY, ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
 )
 
 DEFAULT_RANGE_DAYS = 30
@@ -98,7 +98,7 @@ SEVERITY = {"needs_reauth": "error", "webhook_disabled": "error", "webhook_missi
 
 
 @dataclass
-class Warning:
+class HealthWarning:
     code: str
     integration_id: int | None
     integration_name: str | None
@@ -136,7 +136,9 @@ def parse_day(raw, field: str) -> date | None:
     if isinstance(raw, date):
         return raw
     try:
-        return date.fromisoformat(str(raw).strip())
+        if not _DAY.match(str(raw)):
+            raise ValueError
+        return date.fromisoformat(str(raw))
     except ValueError:
         raise ValidationFailed(f"{field} must be a date such as 2026-11-24", field) from None
 
@@ -434,11 +436,11 @@ def integration_health(session: Session, account_id: int, *, now: datetime | Non
     return result
 
 
-def health_warnings(health: list[Health], now: datetime | None = None) -> list[Warning]:
+def health_warnings(health: list[Health], now: datetime | None = None) -> list[HealthWarning]:
     now = now or utcnow()
     warnings = []
     for h in health:
-        w = lambda code, **params: warnings.append(Warning(code, h.id, h.name, params))  # noqa: E731
+        w = lambda code, **params: warnings.append(HealthWarning(code, h.id, h.name, params))  # noqa: E731
         if h.status == "needs_reauth":
             w("needs_reauth", parked=h.backlog.get("parked", 0))
         elif h.connected:
@@ -461,7 +463,7 @@ def health_warnings(health: list[Health], now: datetime | None = None) -> list[W
     return warnings
 
 
-def spike_warnings(health: list[Health], current: dict[int, dict[str, int]], previous: dict[int, dict[str, int]]) -> list[Warning]:
+def spike_warnings(health: list[Health], current: dict[int, dict[str, int]], previous: dict[int, dict[str, int]]) -> list[HealthWarning]:
     """The default-attributed share of an integration's requests jumped against the period before."""
     warnings = []
     for h in health:
@@ -474,12 +476,12 @@ def spike_warnings(health: list[Health], current: dict[int, dict[str, int]], pre
         now_share = now_counts["default"] / now_total
         before_share = before_counts["default"] / before_total
         if now_share - before_share >= SPIKE_POINTS:
-            warnings.append(Warning("default_spike", h.id, h.name,
+            warnings.append(HealthWarning("default_spike", h.id, h.name,
                                     {"current": round(now_share * 100), "previous": round(before_share * 100)}))
     return warnings
 
 
-def integration_warnings(session: Session, account_id: int, integration_id: int, *, now: datetime | None = None) -> list[Warning]:
+def integration_warnings(session: Session, account_id: int, integration_id: int, *, now: datetime | None = None) -> list[HealthWarning]:
     """The warnings of one integration (its settings page): health, and the default share of the last
     seven days against the seven before."""
     now = now or utcnow()

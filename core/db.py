@@ -106,4 +106,7 @@ def _insert_ignoring_statement(dialect: str, table: sa.Table, index_elements: tu
 def insert_ignoring_conflicts(session: Session, table: sa.Table, values: dict, index_elements: list[str]):
     """INSERT … ON CONFLICT DO NOTHING; returns the new primary key, or None on conflict."""
     stmt = _insert_ignoring_statement(session.get_bind().dialect.name, table, tuple(index_elements))
-    return session.execute(stmt, values).scalar_one_or_none()
+    # On the session's connection (the ORM's execute path adds nothing to a Core insert but CPU),
+    # after the autoflush that path would have done.
+    session.flush()
+    return session.connection().execute(stmt, values).scalar_one_or_none()

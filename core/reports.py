@@ -97,6 +97,9 @@ def get_zone(name: str | None) -> ZoneInfo:
         raise ValidationFailed(f"unknown time zone {name!r}; use an IANA name such as Europe/Moscow", "tz") from None
 
 
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
 def parse_moment(raw: str | None, field: str, zone: ZoneInfo, *, end_of_day: bool = False) -> datetime | None:
     """ISO 8601 date or date-time → an aware UTC datetime. A bare date is the start of that day in
     `zone` (its last microsecond with `end_of_day`); a date-time without an offset is in `zone`."""
@@ -107,7 +110,7 @@ def parse_moment(raw: str | None, field: str, zone: ZoneInfo, *, end_of_day: boo
         raise ValidationFailed(f"{field} must be an ISO 8601 date or date-time, {example}", field)
     text = raw.strip()
     try:
-        if len(text) == 10:
+        if _DAY.match(text):
             day = date.fromisoformat(text)
             value = datetime.combine(day, time.max if end_of_day else time.min, tzinfo=zone)
         else:
@@ -199,14 +202,17 @@ def _text_param(raw, field: str, max_length: int) -> str | None:
         return None
     if not isinstance(raw, str):
         raise ValidationFailed(f"{field} must be text", field)
+    if len(raw) > max_length:
+        raise ValidationFailed(f"{field} is longer than {max_length} characters", field)
     text = " ".join(raw.split())
     if not text:
         return None
-    if len(text) > max_length:
-        raise ValidationFailed(f"{field} is longer than {max_length} characters", field)
     if any(ord(ch) < 32 for ch in text):
         raise ValidationFailed(f"{field} contains control characters", field)
     return text
+
+
+_WHOLE = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
 def _id_param(raw, field: str, allow_none: bool = True) -> int | None:
@@ -215,10 +221,10 @@ def _id_param(raw, field: str, allow_none: bool = True) -> int | None:
     if isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
     else:
-        text = str(raw).strip().lower()
+        text = str(raw)
         if allow_none and text == "none":
             return NONE_ID
-        if not text.isdigit() or not text.isascii():
+        if not _WHOLE.match(text):
             hint = " or none (without one)" if allow_none else ""
             raise ValidationFailed(f"{field} must be a positive whole number{hint}", field)
         value = int(text)
@@ -310,9 +316,9 @@ class Sort:
     @classmethod
     def parse(cls, raw: str | None) -> "Sort":
         """«created_at» ascending, «-created_at» descending (the default)."""
-        raw = (raw or DEFAULT_SORT).strip()
+        raw = raw or DEFAULT_SORT
         descending = raw.startswith("-")
-        key = raw.lstrip("-+ ")
+        key = raw[1:] if descending else raw
         if key not in SORTS:
             allowed = ", ".join(SORTS)
             raise ValidationFailed(f"sort must be one of: {allowed} (a leading - sorts descending)", "sort")

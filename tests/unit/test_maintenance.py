@@ -230,6 +230,8 @@ def test_failed_chats_become_requests_after_a_replay_by_filter(app, client, api,
     enqueue_talk_events(result.to_enqueue)
     drain(app)
     assert sorted(r["talk_id"] for r in requests_of(client, api)) == sorted(talks)
+    # Requests the worker records are searchable at once (the search column is filled on insert).
+    assert [r["contact_name"] for r in requests_of(client, api, q="8 916 000 00 01")] == ["Клиент 1"]
     with services.session_factory() as session:
         progress = maintenance.replay_progress(session, account_id, result.run_id)
         assert progress["finished"] and progress["done"] == 3

@@ -87,7 +87,8 @@ def test_requests_filters_search_sort_and_cursor(client, api, report):
     ({"tz": "Moscow"}, "tz"),
     ({"cursor": "abc"}, "cursor"),
     ({"cursor": "abc", "offset": "10"}, "cursor"),
-    ({"limit": "501"}, None),
+    ({"limit": "501"}, "limit"),
+    ({"limit": "５"}, "limit"),
 ])
 def test_bad_report_parameters_are_400_naming_the_parameter(client, api, params, field):
     response = get(client, api, "/api/v1/requests", **params)

@@ -1,5 +1,5 @@
-"""Read-only screens over the pipeline: the webhook inbox (with «replay») and the requests it made.
-The full Raw data report comes with the reports issue; this list is the quick look."""
+"""The webhook inbox (read-only, with «replay» of the selected events and a way to replay by filter).
+The requests it made are the Raw data report (web/admin/report_views.py)."""
 from __future__ import annotations
 
 import json
@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from core import talk_processing
 from core.messengers import messenger_name
-from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
+from core.models import Integration, WebhookEvent
 from core.reports import EVENT_STATUSES
 from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
@@ -36,7 +36,6 @@ STATUS_LABELS = {
 }
 STATUS_BADGES = {"done": "success", "failed": "danger", "parked": "warning", "ignored": "secondary",
                  "skipped": "light", "received": "info", "processing": "info"}
-ATTRIBUTION_LABELS = {"session": N_("session"), "messenger": N_("messenger"), "default": N_("default")}
 
 
 def _own_integrations():
@@ -107,11 +106,6 @@ class IntegrationFilter(RequestOptionsFilter):
             return -1
 
 
-class AttributionFilter(RequestOptionsFilter):
-    def request_options(self):
-        return [(k, _(v)) for k, v in ATTRIBUTION_LABELS.items()]
-
-
 class ReadOnlyView(AccountScopedModelView):
     can_create = False
     can_edit = False
@@ -129,6 +123,7 @@ class ReadOnlyView(AccountScopedModelView):
 
 
 class WebhookEventView(ReadOnlyView):
+    list_template = "admin/cs_report_events_list.html"
     column_list = ("received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason", "attempts", "error", "request_id")
     column_details_list = ("id", "received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason",
                            "attempts", "error", "processed_at", "request_id", "item")
@@ -166,38 +161,7 @@ class WebhookEventView(ReadOnlyView):
                            "%(num)s events cannot be replayed: only finished chats that are not being processed can.", skipped), "warning")
 
 
-class RequestView(ReadOnlyView):
-    column_list = ("created_at", "channel", "contact_name", "phone", "email", "campaign_id", "source_id", "site_id", "attribution", "attribution_reason")
-    column_details_list = ("id", "created_at", "closed_at", "integration_id", "talk_id", "origin", "channel", "contact_name", "phone", "email",
-                           "session_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term",
-                           "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason", "amo_lead_id", "amo_contact_id")
-    column_default_sort = [("created_at", True), ("id", True)]
-    column_sortable_list = ("created_at", "channel", "attribution")
-    column_searchable_list = ("contact_name", "phone", "email")
-    column_filters = [
-        IntegrationFilter(ChatRequest.integration_id, _l("Integration")),
-        FilterEqual(ChatRequest.channel, _l("Channel")),
-        AttributionFilter(ChatRequest.attribution, _l("Attribution")),
-    ]
-    column_labels = {
-        "id": "ID", "created_at": _l("Created"), "closed_at": _l("Closed"), "integration_id": _l("Integration"), "talk_id": _l("Talk"),
-        "origin": _l("Messenger"), "channel": _l("Channel"), "contact_name": _l("Contact name"), "phone": _l("Phone"), "email": "E-mail",
-        "session_id": _l("Session"), "site_id": _l("Site"), "campaign_id": _l("Ad campaign"), "source_id": _l("Source"),
-        "referrer": _l("Referrer"), "entrance_page": _l("Entrance page"), "attribution": _l("Attribution"),
-        "attribution_reason": _l("Why"), "amo_lead_id": _l("amoCRM lead"), "amo_contact_id": _l("amoCRM contact"),
-    }
-    column_formatters = {
-        "integration_id": _integration_name,
-        "campaign_id": lambda v, c, m, n: _NamesCache.get(Campaign, m.campaign_id) or "—",
-        "source_id": lambda v, c, m, n: _NamesCache.get(Source, m.source_id) or "—",
-        "site_id": lambda v, c, m, n: _NamesCache.get(Site, m.site_id) or "—",
-        "attribution": lambda v, c, m, n: _(ATTRIBUTION_LABELS.get(m.attribution, m.attribution)),
-        "origin": _origin,
-    }
-
-
 def make_views():
     return [
-        WebhookEventView(WebhookEvent, name=_l("Webhook events"), endpoint="events", category=_l("Data")),
-        RequestView(ChatRequest, name=_l("Requests"), endpoint="requests", category=_l("Data")),
+        WebhookEventView(WebhookEvent, name=_l("Webhook events"), endpoint="events", category=_l("Raw data")),
     ]
