@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=10_000, help="talk events in the burst (default 10000; 0 = skip)")
     parser.add_argument("--burst-concurrency", type=int, default=100, help="connections of the burst (default 100)")
     parser.add_argument("--latency-ms", type=int, default=50, help="sandbox latency for the worker's amoCRM calls")
+    parser.add_argument("--without-worker", action="store_true",
+                        help="diagnosis: no Dramatiq worker, so the endpoint has the cores to itself and PostgreSQL")
     args = parser.parse_args(argv)
 
     before = machine_info()
     report = Report("webhook_ingest", "POST /webhooks/amocrm/<token> vs GET /livez (gunicorn per Procfile, PostgreSQL, Redis)")
-    with Stack("webhook_ingest", accounts=1, sandbox_latency_ms=args.latency_ms) as stack:
+    if args.without_worker:
+        report.notes.append("run WITHOUT the worker (diagnosis): closed talks wait in the inbox, nothing is processed")
+    with Stack("webhook_ingest", accounts=1, sandbox_latency_ms=args.latency_ms, worker=not args.without_worker) as stack:
         account = stack.accounts[0]
         amo_account = account_block(0, account.sandbox_url)
         webhook_url = stack.url + account.webhook_path
@@ -72,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         report.add("CPU per webhook: web / worker / PostgreSQL",
                    f"{per['web']:.2f} / {per['worker']:.2f} / {per['postgres']:.2f}", "ms")
         report.add("CPU per trivial request: web", f"{trivial['cpu']['cpu_ms_per_request']['web']:.2f}", "ms")
+        cores = os.cpu_count() or 1
+        report.add("web alone on these cores (cores / web CPU per webhook)", round(cores * 1000 / per["web"]) if per["web"] else None,
+                   "req/s", "projection: web dynos apart from worker and database")
         others = hook["cpu"]["cpu_s"]["everything else"] - hook["wrk_cpu_s"]
         share = 100 * others / (hook["cpu"]["seconds"] * (os.cpu_count() or 1))
         report.add("machine idle / CPU taken by everything else", f"{hook['cpu']['machine_idle_pct']:.0f} % / {share:.0f} %",
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         report.details.update(trivial=trivial, webhook=hook, stored=stored, stack={
             "web": "gunicorn per Procfile/gunicorn.conf.py", "worker": "dramatiq per Procfile", **stack.sizing,
-            "closed_every": args.closed_every, "sandbox_latency_ms": args.latency_ms,
+            "closed_every": args.closed_every, "sandbox_latency_ms": args.latency_ms, "worker_running": not args.without_worker,
         })
         report.notes.append(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback; "
                             f"the load generator shares the {before['cores']} cores with the stack")

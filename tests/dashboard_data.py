@@ -74,11 +74,15 @@ def seed_demo(session, services, account_id: int, *, today: date | None = None, 
         weekday = day.weekday()
         volume = 22 + (days - offset) * 0.2 + (9 if weekday in (0, 1, 2) else 0) - (8 if weekday >= 5 else 0)
         volume = max(int(rnd.gauss(volume, 3.5)), 4)
-        if offset == 0:
-            volume = volume * 2 // 3  # today is not over yet
+        if offset == 0:  # today is not over yet
+            volume = max(volume * min(datetime.now(MOSCOW).hour, 22) // 24, 2)
         for _ in range(volume):
             channel, origin, _w = rnd.choices(CHANNELS, weights=[c[2] for c in CHANNELS])[0]
-            minute = rnd.randint(9 * 60, 22 * 60 + 30)
+            if offset == 0:  # today: up to now (the last request a few minutes ago)
+                latest = max(datetime.now(MOSCOW).hour * 60 + datetime.now(MOSCOW).minute - 4, 1)
+                minute = rnd.randint(max(latest - 10 * 60, 0), latest)
+            else:
+                minute = rnd.randint(9 * 60, 22 * 60 + 30)
             local = datetime.combine(day, time(minute // 60, minute % 60, rnd.randint(0, 59)), tzinfo=MOSCOW)
             created = local.astimezone(timezone.utc)
             if created > now - timedelta(minutes=3):

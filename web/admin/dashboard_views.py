@@ -231,9 +231,8 @@ class DashboardView(AdminAccess, AdminIndexView):
     integrations' health and the warnings."""
 
     def _integrations(self, account_id: int) -> list[tuple[int, str]]:
-        return list(db.session.execute(
-            sa.select(Integration.id, Integration.name).where(Integration.account_id == account_id).order_by(Integration.id)
-        ).tuples())
+        return [(row.id, row.name) for row in db.session.execute(
+            sa.select(Integration.id, Integration.name).where(Integration.account_id == account_id).order_by(Integration.id))]
 
     def _choose_range(self, args, zone) -> tuple[str | None, str | None, int | None]:
         """(date_from, date_till, preset): the preset days ending today, or the dates given."""

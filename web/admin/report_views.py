@@ -27,7 +27,7 @@ from flask_login import current_user
 from core import dashboard, maintenance, reports
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Integration, Site, Source
-from web.admin.dashboard_views import events_url, format_moment, zone_name
+from web.admin.dashboard_views import format_moment, zone_name
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
