@@ -4,7 +4,6 @@ The Data API and the admin call these same functions.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
