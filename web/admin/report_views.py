@@ -14,6 +14,7 @@ The replay page sends failed or parked webhook events of an integration and a pe
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -190,7 +191,8 @@ class RequestsReportView(AdminAccess, BaseView):
             presets=self._presets(args), tz_name=zone_name(),
             csv_urls={d: url_for(".export_csv", **{k: v for k, v in args.items() if k != "per_page"}, lang=lang, delimiter=d)
                       for d in CSV_DELIMITERS},
-            api_query="&".join(f"{k}={v}" for k, v in args.items() if k != "per_page"),
+            api_query=urlencode({k: v for k, v in args.items() if k != "per_page"}),
+            filtered=any(k in args for k in FILTER_FIELDS),
         )
         return self.render("admin/cs_report.html", **context), (400 if problem else 200)
 
