@@ -411,8 +411,8 @@ class Stack:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_stats() -> dict[int, tuple[int, int]]:
-    """pid → (process group, CPU ticks used so far)."""
+def _proc_stats() -> dict[int, tuple[int, int, int]]:
+    """pid → (process group, CPU ticks used so far, ticks of its exited children it has reaped)."""
     out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -422,7 +422,7 @@ def _proc_stats() -> dict[int, tuple[int, int]]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[int(entry)] = (int(fields[2]), int(fields[11]) + int(fields[12]))
+        out[int(entry)] = (int(fields[2]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14]))
     return out
 
 
@@ -463,13 +463,14 @@ class CpuMeter:
         self.seconds = time.monotonic() - self.started
         pg = self._pg_pids() | self.pg_before
         used = {name: 0 for name in ("web", "worker", "sandbox", "postgres")}
-        for pid, (pgrp, ticks) in after.items():
-            delta = ticks - self.before.get(pid, (pgrp, 0))[1]
-            for name, leaders in self._groups().items():
-                if pgrp in leaders:
-                    used[name] += delta
-            if pid in pg:
-                used["postgres"] += delta
+        # A group's own processes plus the children they reaped, after minus before: gunicorn and
+        # Dramatiq replace worker processes, whose CPU then shows in their parent's reaped-children time.
+        for name, leaders in self._groups().items():
+            total = lambda stats: sum(own + reaped for pgrp, own, reaped in stats.values() if pgrp in leaders)  # noqa: E731
+            used[name] = total(after) - total(self.before)
+        for pid in pg:
+            if pid in after:
+                used["postgres"] += after[pid][1] - self.before.get(pid, (0, 0, 0))[1]
         busy = (all1 - all0) - (idle1 - idle0)
         self.cpu_s = {name: ticks / _TICK for name, ticks in used.items()}
         self.cpu_s["everything else"] = max(busy - sum(used.values()), 0) / _TICK
