@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
         print(f"\n=== {name} ===", flush=True)
         try:
             code = importlib.import_module(BENCHMARKS[name]).main([])
-        except Exception as exc:  # one broken run must not hide the others' figures
+        except Exception as exc:  # one broken run (BenchError included) must not hide the others' figures
             print(f"{name} could not run: {exc}", file=sys.stderr, flush=True)
             code = 1
         if code:

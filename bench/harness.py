@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shlex
 import signal
 import socket
 import subprocess
@@ -46,6 +45,17 @@ TOKEN_KEY = "hLd0dZC6pI0kCSEg1r2T6_1pJgqGvl7dO5Ue6ZZ2x3M="
 
 class BenchError(RuntimeError):
     """The stack could not be set up or a benchmark's precondition failed; the message says which."""
+
+
+def cli(main: Callable[[list[str] | None], int]) -> int:
+    """Run a benchmark's main() as a command: a stack that cannot start is one clear line, not a traceback."""
+    try:
+        return main(None)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -511,10 +521,6 @@ def machine_info() -> dict:
         "load_avg": [round(x, 2) for x in os.getloadavg()],
         "commit": commit,
     }
-
-
-def quote(cmd: list[str]) -> str:
-    return " ".join(shlex.quote(c) for c in cmd)
 
 
 def dump_json(path: Path, data: dict) -> None:

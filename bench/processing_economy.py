@@ -19,7 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.harness import Account, Stack, machine_info
+from bench.harness import Account, Stack, cli, machine_info
 from bench.report import Report, percentile
 
 
@@ -132,4 +132,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))

@@ -20,7 +20,7 @@ import threading
 import time
 from datetime import date, timedelta
 
-from bench.harness import Stack, machine_info
+from bench.harness import Stack, cli, machine_info
 from bench.report import Report
 
 SESSIONS_SQL = """
@@ -198,4 +198,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))

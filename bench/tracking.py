@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from bench.harness import Stack, machine_info
+from bench.harness import Stack, cli, machine_info
 from bench.loadgen import run_wrk
 from bench.report import Report
 
@@ -61,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))

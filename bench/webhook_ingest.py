@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 
-from bench.harness import Stack, machine_info
+from bench.harness import Stack, cli, machine_info
 from bench.loadgen import account_block, http_post, run_wrk, send_requests, webhook_body, webhook_body_template
 from bench.report import Report, percentile
 
@@ -118,4 +118,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(main))

@@ -52,7 +52,7 @@ def test_close_before_add_and_stale_update_after_close(app, client, api, amo, se
     assert [r["id"] for r in requests_of(client, api)] == [req["id"]]
 
 
-def test_concurrent_duplicates_and_redeliveries_make_one_request(app, client, api, amo, services, live):
+def test_concurrent_duplicates_and_redeliveries_make_one_request(app, client, api, amo, services):
     setup = connected_integration(client, api, amo)
     chats = [amo.state.create_chat(contact={**CONTACT, "name": f"Клиент {i}"}, lead={}, origin="telegram") for i in range(3)]
     talks = [c["talk_id"] for c in chats]
