@@ -75,11 +75,11 @@ SCHEMAS: dict[str, dict] = {
                         "domain": {"type": "string", "description": "example.ru (a scheme, www. and a path are dropped)"}}),
     "Source": _obj({"id": ID, "name": TEXT, "priority": COUNT, "conditions": _ref("Conditions")}),
     "SourceCreate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 200},
-                          "priority": {"type": "integer", "minimum": 0, "maximum": 1_000_000, "description": "lower goes first"},
+                          "priority": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000, "description": "lower goes first; null or absent = 100"},
                           "conditions": _nullable(_ref("Conditions"))}, ["name"]),
     "Campaign": _obj({"id": ID, "name": TEXT, "site_id": ID, "priority": COUNT, "conditions": _ref("Conditions")}),
     "CampaignCreate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 200}, "site_id": ID,
-                            "priority": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+                            "priority": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000, "description": "null or absent = 100"},
                             "conditions": _nullable(_ref("Conditions"))}, ["name", "site_id"]),
     "SessionCreate": _obj({
         "site_id": ID,
