@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE
+from tests.conftest import PG_URL, REQUIRE, _migrate, _truncate, unavailable
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -65,3 +65,28 @@ def _fresh_artifacts():
 def screenshots(_fresh_artifacts):
     """Numbered per test; a test that is not the main walk sets `prefix` so the names stay apart."""
     return Screenshots(ARTIFACTS)
+
+
+@pytest.fixture(scope="session")
+def one_database(tmp_path_factory):
+    """Browser walks are slow, so they run on one database: PostgreSQL (production's) when configured."""
+    tmp = tmp_path_factory.mktemp("browser-db")
+    if PG_URL or REQUIRE:
+        from core.settings import normalise_database_url
+        from tests.conftest import _ensure_pg_database
+
+        url = normalise_database_url(PG_URL or "postgresql://postgres@127.0.0.1:5432/chatsource_test")
+        try:
+            _ensure_pg_database(url)
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            unavailable("PostgreSQL", exc)
+    else:
+        url = f"sqlite:///{tmp}/browser.db"
+    _migrate(url, tmp)
+    return url
+
+
+@pytest.fixture
+def db_url(one_database):
+    _truncate(one_database)
+    yield one_database

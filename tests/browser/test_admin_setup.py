@@ -21,36 +21,10 @@ import pytest
 
 from core import catalog
 from core.settings import PROJECT_ROOT
-from tests.conftest import PG_URL, REQUIRE, _migrate, _truncate, unavailable
 from tests.web.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def one_database(tmp_path_factory):
-    """The browser walk is slow, so it runs on one database: PostgreSQL (production's) when configured."""
-    tmp = tmp_path_factory.mktemp("browser-db")
-    if PG_URL or REQUIRE:
-        from core.settings import normalise_database_url
-        from tests.conftest import _ensure_pg_database
-
-        url = normalise_database_url(PG_URL or "postgresql://postgres@127.0.0.1:5432/chatsource_test")
-        try:
-            _ensure_pg_database(url)
-        except Exception as exc:  # pragma: no cover - depends on the machine
-            unavailable("PostgreSQL", exc)
-    else:
-        url = f"sqlite:///{tmp}/browser.db"
-    _migrate(url, tmp)
-    return url
-
-
-@pytest.fixture
-def db_url(one_database):
-    _truncate(one_database)
-    yield one_database
 
 
 @pytest.fixture

@@ -19,36 +19,11 @@ import sqlalchemy as sa
 
 from core.models import WebhookEvent
 from core.settings import PROJECT_ROOT
-from tests.conftest import PG_URL, REQUIRE, _migrate, _truncate, unavailable
 from tests.dashboard_data import seed_demo
 from tests.web.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def one_database(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dashboard-db")
-    if PG_URL or REQUIRE:
-        from core.settings import normalise_database_url
-        from tests.conftest import _ensure_pg_database
-
-        url = normalise_database_url(PG_URL or "postgresql://postgres@127.0.0.1:5432/chatsource_test")
-        try:
-            _ensure_pg_database(url)
-        except Exception as exc:  # pragma: no cover - depends on the machine
-            unavailable("PostgreSQL", exc)
-    else:
-        url = f"sqlite:///{tmp}/dashboard.db"
-    _migrate(url, tmp)
-    return url
-
-
-@pytest.fixture
-def db_url(one_database):
-    _truncate(one_database)
-    yield one_database
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Response, current_app, flash, jsonify, redirect, request, url_for
+from flask import current_app, flash, jsonify, redirect, request, url_for
+
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -28,6 +29,7 @@ from flask_login import current_user
 from core import dashboard, maintenance, reports
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Integration, Site, Source
+from web.csv_export import requests_csv_response
 from web.admin.dashboard_views import format_moment, zone_name
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
@@ -251,18 +253,8 @@ class RequestsReportView(AdminAccess, BaseView):
         lang = request.args.get("lang") if request.args.get("lang") in reports.LANGS else current_locale()
         session_factory = services().session_factory
 
-        def generate():
-            # Its own session: the rows stream after this view has returned.
-            with session_factory() as session:
-                yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, lang=lang, tz=zone.key,
-                                                     delimiter=reports.DELIMITERS[delimiter])
-
-        stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
-        return Response(generate(), mimetype="text/csv", headers={
-            "Content-Disposition": f'attachment; filename="requests_{stamp}.csv"',
-            "Cache-Control": "no-store",
-            "X-Content-Type-Options": "nosniff",
-        })
+        return requests_csv_response(session_factory, account_id, flt, sort=sort, lang=lang, zone=zone,
+                                     delimiter=delimiter)
 
 
 # --- replay by filter ------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
+
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -17,6 +18,7 @@ from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Site, Source, WebhookEvent
 from core.oauth_connect import ConnectError, start_connect
+from web.csv_export import requests_csv_response
 from web.errors import json_error
 from web.extensions import csrf, db
 
@@ -414,18 +416,8 @@ def export_requests_csv():
         raise ApiError(400, "bad_parameter", "delimiter must be comma, semicolon or tab", field="delimiter")
     account_id, session_factory = g.account_id, services().session_factory
 
-    def generate():
-        # Its own session: the rows stream after this view has returned.
-        with session_factory() as session:
-            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, lang=lang, tz=zone.key,
-                                                 delimiter=reports.DELIMITERS[delimiter])
-
-    stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
-    return Response(generate(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="requests_{stamp}.csv"',
-        "Cache-Control": "no-store",
-        "X-Content-Type-Options": "nosniff",
-    })
+    return requests_csv_response(session_factory, account_id, flt, sort=sort, lang=lang, zone=zone,
+                                 delimiter=delimiter)
 
 
 @bp.get("/events")

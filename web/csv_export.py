@@ -1,0 +1,23 @@
+"""The streamed CSV of the Raw data report, shared by the admin and the Data API."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Response
+
+from core import reports
+
+
+def requests_csv_response(session_factory, account_id: int, flt, *, sort, lang: str, zone, delimiter: str) -> Response:
+    def generate():
+        # Its own session: the rows stream after the view has returned.
+        with session_factory() as session:
+            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, lang=lang, tz=zone.key,
+                                                 delimiter=reports.DELIMITERS[delimiter])
+
+    stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
+    return Response(generate(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="requests_{stamp}.csv"',
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+    })
