@@ -23,6 +23,7 @@ Warning texts are English msgids (marked with `N_`, the convention of core/diagn
 """
 from __future__ import annotations
 
+from core.text import N_
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -54,9 +55,6 @@ SPIKE_POINTS = 0.20  # the default share grew by 20 percentage points or more
 INTEGRATION_SPIKE_DAYS = 7
 
 
-def N_(message: str) -> str:
-    """Marks a message for translation (extracted by pybabel); returns it unchanged."""
-    return message
 
 
 MESSAGES_RU = {

@@ -14,6 +14,7 @@ the English text.
 """
 from __future__ import annotations
 
+from core.text import N_
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -27,9 +28,6 @@ from core.oauth_connect import WEBHOOK_EVENTS
 from core.services import Services
 
 
-def N_(message: str) -> str:
-    """Marks a message for translation (extracted by pybabel); returns it unchanged."""
-    return message
 
 
 CHECK_TITLES = {

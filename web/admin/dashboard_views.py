@@ -12,6 +12,7 @@ The same warnings, with the same links, show on each integration's setup page
 """
 from __future__ import annotations
 
+from core.text import N_
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -47,8 +48,6 @@ OTHER_COLOR, NONE_COLOR = "#9aa5b1", "#cfd8e3"
 ATTRIBUTION_COLORS = {"session": "#2e7d32", "messenger": "#1e88e5", "default": "#f9a825"}
 
 
-def N_(message: str) -> str:
-    return message
 
 
 # What to do about each warning: (label msgid, where). `where` is resolved by `_fix_url`.

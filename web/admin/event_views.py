@@ -2,6 +2,7 @@
 The requests it made are the Raw data report (web/admin/report_views.py)."""
 from __future__ import annotations
 
+from core.text import N_
 import json
 
 from flask import flash, g, has_request_context
@@ -21,8 +22,6 @@ from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
 
 
-def N_(message: str) -> str:
-    return message
 
 
 STATUS_LABELS = {

@@ -1,6 +1,7 @@
 """Form fields of the admin: the condition-group editor of ad campaigns and sources."""
 from __future__ import annotations
 
+from core.text import N_
 import json
 
 from flask_babel import gettext as _
@@ -12,8 +13,6 @@ from core.conditions import CONDITION_OPS, CONDITION_PARAMS, ConditionError, val
 from web.admin.messages import translate
 
 
-def N_(message: str) -> str:
-    return message
 
 
 PARAM_LABELS = {

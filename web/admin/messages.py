@@ -6,13 +6,12 @@ variable parts as `%(name)s`; an unknown message is shown unchanged rather than 
 """
 from __future__ import annotations
 
+from core.text import N_
 import re
 
 from flask_babel import gettext
 
 
-def N_(message: str) -> str:
-    return message
 
 
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in (

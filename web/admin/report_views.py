@@ -13,6 +13,7 @@ The replay page sends failed or parked webhook events of an integration and a pe
 """
 from __future__ import annotations
 
+from core.text import N_
 import math
 from urllib.parse import urlencode
 from datetime import datetime, timedelta
@@ -43,8 +44,6 @@ MAX_PAGE = 1_000_000
 CSV_DELIMITERS = ("comma", "semicolon")
 
 
-def N_(message: str) -> str:
-    return message
 
 
 # The table's columns: (key, header msgid or a literal, sort key of core.reports.SORTS or None).
