@@ -62,7 +62,7 @@ def create_integration(session: Session, services: Services, account_id: int, da
     return integration
 
 
-def _url(value, field: str, services: Services, path_hint: str) -> str:
+def _url(value, field: str, services: Services) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed(f"{field} is required", field)
     value = value.strip().rstrip("/")
@@ -99,9 +99,9 @@ def update_integration(session: Session, services: Services, integration: Integr
             raise ValidationFailed("name cannot be empty", "name")
         integration.name = data["name"].strip()[:200]
     if "amocrm_url" in data:
-        integration.amocrm_url = _url(data["amocrm_url"], "amocrm_url", services, "")
+        integration.amocrm_url = _url(data["amocrm_url"], "amocrm_url", services)
     if "token_url" in data:
-        integration.token_url = _url(data["token_url"], "token_url", services, "/oauth2/access_token")
+        integration.token_url = _url(data["token_url"], "token_url", services)
     if "client_id" in data:
         if not isinstance(data["client_id"], str):
             raise ValidationFailed("client_id must be a string", "client_id")

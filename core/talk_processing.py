@@ -81,18 +81,22 @@ def process_event(services: Services, event_id: int) -> ProcessOutcome:
 
 def oldest_due_event(services: Services, integration_id: int) -> int | None:
     """An event that arrived while the lock was being released (or past the loop's time budget)."""
-    now = utcnow()
     with services.session_factory() as session:
-        return session.scalar(
-            sa.select(WebhookEvent.id)
-            .where(
-                WebhookEvent.integration_id == integration_id,
-                WebhookEvent.status == "received",
-                sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
-            )
-            .order_by(WebhookEvent.id)
-            .limit(1)
+        return session.scalar(due_events(integration_id, utcnow(), 1))
+
+
+def due_events(integration_id: int, now: datetime, limit: int):
+    """The ids of an integration's events waiting for a worker whose backoff (if any) has passed, oldest first."""
+    return (
+        sa.select(WebhookEvent.id)
+        .where(
+            WebhookEvent.integration_id == integration_id,
+            WebhookEvent.status == "received",
+            sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
         )
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
 
 
 def _drain(services: Services, integration_id: int, trigger_event_id: int) -> ProcessOutcome:
@@ -131,17 +135,7 @@ def claim_batch(session: Session, integration_id: int, limit: int) -> list[int]:
     """Atomically move up to `limit` due events from received to processing; returns their ids."""
     now = utcnow()
     token = secrets.token_hex(8)
-    due = (
-        sa.select(WebhookEvent.id)
-        .where(
-            WebhookEvent.integration_id == integration_id,
-            WebhookEvent.status == "received",
-            sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
-        )
-        .order_by(WebhookEvent.id)
-        .limit(limit)
-    )
-    ids = list(session.scalars(due))
+    ids = list(session.scalars(due_events(integration_id, now, limit)))
     if not ids:
         return []
     session.execute(
