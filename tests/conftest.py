@@ -15,12 +15,19 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import Settings
+from tests.helpers import run_services
 
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
+# This run's own PostgreSQL database and Redis database number (tests/helpers/run_services.py).
+RUN_SERVICES = run_services.claim(wanted_pg=REQUIRE, wanted_redis=REQUIRE)
+PG_URL = RUN_SERVICES.pg_url
+REDIS_URL = RUN_SERVICES.redis_url
 TEST_CLIENT_ID = "chatsource-test"
 TEST_CLIENT_SECRET = "chatsource-test-secret"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    run_services.release(RUN_SERVICES)
 
 
 def _db_params():
@@ -90,7 +97,7 @@ def database_url(request, tmp_path_factory):
     else:
         from core.settings import normalise_database_url
 
-        url = normalise_database_url(PG_URL or "postgresql://postgres@127.0.0.1:5432/chatsource_test")
+        url = normalise_database_url(PG_URL)
         try:
             _ensure_pg_database(url)
         except Exception as exc:  # pragma: no cover - depends on the machine
@@ -141,7 +148,7 @@ def any_redis(request):
     else:
         import redis
 
-        client = redis.Redis.from_url(REDIS_URL or "redis://127.0.0.1:6379/15")
+        client = redis.Redis.from_url(REDIS_URL)
         try:
             client.ping()
         except Exception as exc:  # pragma: no cover

@@ -75,7 +75,7 @@ def one_database(tmp_path_factory):
         from core.settings import normalise_database_url
         from tests.conftest import _ensure_pg_database
 
-        url = normalise_database_url(PG_URL or "postgresql://postgres@127.0.0.1:5432/chatsource_test")
+        url = normalise_database_url(PG_URL)
         try:
             _ensure_pg_database(url)
         except Exception as exc:  # pragma: no cover - depends on the machine

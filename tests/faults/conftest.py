@@ -1,5 +1,4 @@
-"""Fixtures of the fault suite: a time bound on every test, a private redis-server, a private
-PostgreSQL cluster, the Procfile's worker as a subprocess, and the app wired to them.
+"""Fixtures of the fault suite: a private redis-server, a private PostgreSQL cluster, the Procfile's worker as a subprocess, and the app wired to them.
 
 The suite runs with `make test` like everything else. Under REQUIRE_SERVICES=1 (CI) a missing
 redis-server or PostgreSQL binary fails the run instead of skipping it.
@@ -7,40 +6,11 @@ redis-server or PostgreSQL binary fails the run instead of skipping it.
 from __future__ import annotations
 
 import os
-import signal
 
 import pytest
 
 from tests.conftest import TEST_CLIENT_ID, TEST_CLIENT_SECRET, dispose, make_app, unavailable
 from tests.faults.fault_helpers import PrivatePostgres, PrivateRedis, ServiceMissing, WorkerProcess
-
-DEFAULT_TIMEOUT_S = 60
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "faults(timeout=60): a fault test, stopped after `timeout` seconds")
-
-
-class FaultTestTimeout(Exception):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def fault_deadline(request):
-    """Every fault test is bounded: SIGALRM interrupts it (sleeps, socket waits) after its timeout."""
-    marker = request.node.get_closest_marker("faults")
-    seconds = (marker.kwargs.get("timeout") if marker else None) or DEFAULT_TIMEOUT_S
-
-    def expired(signum, frame):
-        raise FaultTestTimeout(f"{request.node.name} ran over its {seconds} s bound")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

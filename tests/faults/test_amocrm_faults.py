@@ -16,7 +16,7 @@ from tests.conftest import dispose, drain, make_app
 from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close
 from tests.integration.pipeline_helpers import connect_through_oauth, connected_integration
 
-pytestmark = [pytest.mark.faults(timeout=60), pytest.mark.e2e]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.e2e]
 
 
 def process_due(services, integration_id: int):

@@ -14,7 +14,7 @@ from tests.conftest import drain
 from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, event_statuses
 from tests.integration.pipeline_helpers import connected_integration, requests_of
 
-pytestmark = [pytest.mark.faults(timeout=60), pytest.mark.e2e]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.e2e]
 
 CONTACT = {"name": "Ольга Петрова", "phones": ["+7 916 555-01-02"], "emails": ["olga@example.ru"]}
 

@@ -16,7 +16,7 @@ from tests.conftest import _migrate, api_headers_for, dispose, drain, make_app
 from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close, wait_for
 from tests.integration.pipeline_helpers import connected_integration
 
-pytestmark = [pytest.mark.faults(timeout=90), pytest.mark.postgres, pytest.mark.e2e]
+pytestmark = [pytest.mark.timeout(90), pytest.mark.postgres, pytest.mark.e2e]
 
 ACCOUNT = {"id": 31415926, "subdomain": "sandbox", "_links": {"self": "http://127.0.0.1"}}
 

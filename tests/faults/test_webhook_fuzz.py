@@ -15,7 +15,7 @@ from core.models import WebhookEvent
 from core.webhook_inbox import TALK_FIELDS
 from sandbox.webhook_format import encode_talk_body
 
-pytestmark = [pytest.mark.faults(timeout=120)]
+pytestmark = [pytest.mark.timeout(120)]
 
 FORM = "application/x-www-form-urlencoded"
 ACCOUNT = {"id": 1, "subdomain": "sub", "_links": {"self": "https://sub.amocrm.ru"}}

@@ -26,7 +26,7 @@ from tests.faults.fault_helpers import (
 )
 from tests.integration.pipeline_helpers import connected_integration
 
-pytestmark = [pytest.mark.faults(timeout=60), pytest.mark.redis, pytest.mark.e2e]
+pytestmark = [pytest.mark.timeout(60), pytest.mark.redis, pytest.mark.e2e]
 
 
 def _setup(app, amo):
