@@ -138,25 +138,57 @@ def fake_redis():
     client.close()
 
 
+class RedisClients:
+    """Clients of one Redis — fakeredis, or the real server (the Redis suite): each call is another
+    connection, as another process would hold. Flushed when made and when closed."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.made = []
+        if kind == "fakeredis":
+            import fakeredis
+
+            self._server = fakeredis.FakeServer()
+        first = self()
+        if kind == "redis":
+            try:
+                first.ping()
+            except Exception as exc:  # pragma: no cover
+                unavailable("Redis", exc)
+        first.flushdb()
+
+    def __call__(self):
+        if self.kind == "fakeredis":
+            import fakeredis
+
+            self.made.append(fakeredis.FakeRedis(server=self._server))
+        else:
+            import redis
+
+            self.made.append(redis.Redis.from_url(REDIS_URL))
+        return self.made[-1]
+
+    def close(self) -> None:
+        self.made[0].flushdb()
+        for client in self.made:
+            client.close()
+
+
+def redis_kinds() -> list[str]:
+    return _redis_params()
+
+
 @pytest.fixture(params=_redis_params())
-def any_redis(request):
-    """fakeredis, and the real Redis server when configured (the Redis suite)."""
-    if request.param == "fakeredis":
-        import fakeredis
+def redis_clients(request):
+    clients = RedisClients(request.param)
+    yield clients
+    clients.close()
 
-        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    else:
-        import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            client.ping()
-        except Exception as exc:  # pragma: no cover
-            unavailable("Redis", exc)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+@pytest.fixture
+def any_redis(redis_clients):
+    """One client of fakeredis, and of the real Redis server when configured."""
+    return redis_clients()
 
 
 class LiveServer:

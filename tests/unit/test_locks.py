@@ -2,20 +2,23 @@ import logging
 import threading
 import time
 
-import fakeredis
 import pytest
 
 from core.locks import KEY_PREFIX, LocalLocks, LockUnavailable, RedisLocks
+from tests.conftest import RedisClients, redis_kinds
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local"] + redis_kinds())
 def providers(request):
-    """Two providers that must exclude each other: for Redis, two clients (= two processes)."""
+    """Two providers that must exclude each other: for Redis (fakeredis, and the real server on CI),
+    two clients (= two processes)."""
     if request.param == "local":
         locks = LocalLocks()
-        return locks, locks
-    server = fakeredis.FakeServer()
-    return RedisLocks(fakeredis.FakeRedis(server=server)), RedisLocks(fakeredis.FakeRedis(server=server))
+        yield locks, locks
+        return
+    clients = RedisClients(request.param)
+    yield RedisLocks(clients()), RedisLocks(clients())
+    clients.close()
 
 
 def test_mutual_exclusion_across_providers(providers):
@@ -99,8 +102,8 @@ def _try(locks, name):
         return got
 
 
-def test_redis_keys_are_namespaced_and_expire():
-    client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+def test_redis_keys_are_namespaced_and_expire(any_redis):
+    client = any_redis
     locks = RedisLocks(client)
     with locks.lock("oauth-refresh:7", timeout_s=30):
         assert client.exists(f"{KEY_PREFIX}oauth-refresh:7")
@@ -108,10 +111,9 @@ def test_redis_keys_are_namespaced_and_expire():
     assert not client.exists(f"{KEY_PREFIX}oauth-refresh:7")
 
 
-def test_redis_lock_that_expired_while_held_does_not_raise(caplog):
-    server = fakeredis.FakeServer()
-    a = RedisLocks(fakeredis.FakeRedis(server=server))
-    b = RedisLocks(fakeredis.FakeRedis(server=server))
+def test_redis_lock_that_expired_while_held_does_not_raise(caplog, redis_clients):
+    a = RedisLocks(redis_clients())
+    b = RedisLocks(redis_clients())
     with caplog.at_level(logging.WARNING, logger="core.locks"):
         with a.lock("slow", timeout_s=0.1):
             time.sleep(0.2)

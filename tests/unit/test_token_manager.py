@@ -4,7 +4,6 @@ import threading
 import time
 from datetime import timedelta
 
-import fakeredis
 import pytest
 import requests
 import responses
@@ -23,11 +22,12 @@ CLIENT_SECRET = "client-secret-value-xyz"
 
 
 @pytest.fixture
-def services(tmp_path):
+def services(tmp_path, any_redis):
+    """On fakeredis, and on the real Redis server on CI: the refresh lock is a Redis lock."""
     settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path)}, amocrm_client_id="client-uuid-1")
     engine = create_engine(f"sqlite:///{tmp_path / 'tokens.db'}")
     Base.metadata.create_all(engine)
-    redis_client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    redis_client = any_redis
     svc = build_services(settings, session_factory(engine), redis_client)
     yield svc
     engine.dispose()
