@@ -45,3 +45,33 @@ def test_burst_on_the_redis_broker_is_recorded_once_within_the_rate_limit(redis_
     stats = amo.state.get_stats()
     assert stats["peak_calls_per_second"] <= 7 and stats["responses_429"] == 0
     assert any_redis.keys("chatsource:lock:*") == []  # every batch lock released
+
+
+def test_every_attribution_path_on_the_redis_broker(redis_app, amo):
+    """Session, messenger mapping and default — the three ways a chat is attributed — through the
+    production shape (Redis broker, limiter and locks), not only the in-process broker."""
+    from core.accounts import ensure_first_account
+    from tests.integration.pipeline_helpers import post
+
+    services = redis_app.extensions["chatsource.services"]
+    with services.session_factory() as session:
+        account_id = ensure_first_account(session).id
+        session.commit()
+    client, api = redis_app.test_client(), api_headers_for(redis_app, account_id)
+    setup = connected_integration(client, api, amo)
+    visit = post(client, "/api/v1/sessions", api, {"site_id": setup.site_id, "utm_source": "yandex"})
+    field = str(setup.session_field_id)
+    by_session = amo.state.create_chat(contact={"name": "С сессией"}, origin="waba",
+                                       lead={"custom_fields": {field: str(visit["id"])}})
+    by_messenger = amo.state.create_chat(contact={"name": "Из Telegram"}, origin="telegram")
+    by_default = amo.state.create_chat(contact={"name": "Из Viber"}, origin="viber")
+    for chat in (by_session, by_messenger, by_default):
+        amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
+    drain(redis_app)
+    rows = {r["talk_id"]: r for r in requests_of(client, api)}
+    assert (rows[by_session["talk_id"]]["attribution"], rows[by_session["talk_id"]]["session_id"]) == ("session", visit["id"])
+    assert rows[by_session["talk_id"]]["campaign_id"] == visit["campaign_id"] is not None
+    assert (rows[by_messenger["talk_id"]]["attribution"], rows[by_messenger["talk_id"]]["campaign_id"]) == \
+        ("messenger", setup.telegram_campaign_id)
+    assert (rows[by_default["talk_id"]]["attribution"], rows[by_default["talk_id"]]["campaign_id"]) == \
+        ("default", setup.default_campaign_id)
