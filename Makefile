@@ -36,7 +36,7 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
 
-test: setup chromium
+test: setup chromium wrk
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The amoCRM sandbox alone, registered for the product's default client id/secret and callback.

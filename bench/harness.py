@@ -33,7 +33,7 @@ import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or ROOT / "bench" / "results")  # the smoke test writes elsewhere
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/chatsource_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
 CLIENT_ID = "chatsource-bench"
@@ -240,7 +240,7 @@ class Stack:
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        print(f"[bench] {self.name}: stack logs in {self.run_dir.relative_to(ROOT)}", flush=True)
+        print(f"[bench] {self.name}: stack logs in {self.run_dir.relative_to(ROOT) if self.run_dir.is_relative_to(ROOT) else self.run_dir}", flush=True)
         self._fresh_database()
         self._flush_redis()
         env = self.env()

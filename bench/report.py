@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, dump_json, machine_info
+from bench.harness import RESULTS, ROOT, dump_json, machine_info
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -92,5 +92,6 @@ class Report:
         print(f"machine: {machine['cpu']}, {machine['cores']} cores, load {machine.get('load_avg_before')} → {machine['load_avg']}, "
               f"commit {machine['commit']}, {machine['date']}")
         path = self.save(machine)
-        print(f"results: {Path(path).relative_to(RESULTS.parent.parent)}", flush=True)
+        shown = Path(path).relative_to(ROOT) if Path(path).is_relative_to(ROOT) else path
+        print(f"results: {shown}", flush=True)
         return 0
