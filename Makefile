@@ -36,7 +36,8 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
 
-test: setup chromium wrk
+test: setup chromium
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The amoCRM sandbox alone, registered for the product's default client id/secret and callback.
