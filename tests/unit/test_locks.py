@@ -88,11 +88,10 @@ def test_try_lock_never_blocks(providers):
         assert got is True
         result = []
         t = threading.Thread(target=lambda: result.append(_try(b, "batch:1")))
-        started = time.monotonic()
         t.start()
         t.join(5)
+        # Answered while the lock is still held: a blocking lock would still be waiting here.
         assert result == [False]
-        assert time.monotonic() - started < 1
         assert _try(b, "batch:2") is True
     assert _try(b, "batch:1") is True
 

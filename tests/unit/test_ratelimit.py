@@ -154,8 +154,8 @@ def _redis_penalty(clients):
     assert not granted and wait > 4
     started = time.monotonic()
     with pytest.raises(RateLimitTimeout):
-        limiters[1].acquire(key, deadline_s=1)
-    assert time.monotonic() - started < 1
+        limiters[1].acquire(key, deadline_s=3)
+    assert time.monotonic() - started < 3  # gave up at once: waiting could not end before the deadline
 
 
 def test_fakeredis_two_instances_share_the_window():
