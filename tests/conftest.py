@@ -18,6 +18,10 @@ from core.settings import Settings
 from tests.helpers import run_services
 
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+# Test traffic is loopback only: no proxy variable of the machine may route it (nor requests' netrc).
+for _name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    os.environ.pop(_name, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "*"
 # This run's own PostgreSQL database and Redis database number (tests/helpers/run_services.py).
 RUN_SERVICES = run_services.claim(wanted_pg=REQUIRE, wanted_redis=REQUIRE)
 PG_URL = RUN_SERVICES.pg_url
