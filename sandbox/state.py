@@ -1055,12 +1055,27 @@ class SandboxState:
 
     def _log_talk_event_locked(self, type_: str, talk_id: int, created_at: int) -> None:
         """Every talk created or closed goes into the event log. Where a real `talk_closed` carries the
-        talk id is not documented: we put it in value_after[0].talk.id (by analogy with the
-        `incoming_chat_message` event's value_after[0].message; sandbox/README.md)."""
+        talk id is not documented: by default in value_after[0].talk.id (by analogy with the
+        `incoming_chat_message` event's value_after[0].message; sandbox/README.md); the knob
+        `talk_event_shape` puts it elsewhere. Outside the "talk.id" and "entity" shapes the event's
+        entity is the talk's lead (or contact), so only the chosen place carries the talk id."""
+        shape = self.settings.get("talk_event_shape", "talk.id")
+        talk = self.talks.get(talk_id) or {}
+        entity_id, entity_type = talk_id, "talk"
+        if shape not in ("talk.id", "entity"):
+            entity_id, entity_type = ((talk.get("entity_id"), "lead") if talk.get("entity_id")
+                                      else (talk.get("contact_id"), "contact"))
+        value_after = {
+            "talk.id": [{"talk": {"id": talk_id}}],
+            "talk.talk_id": [{"talk": {"talk_id": talk_id}}],
+            "talk_id": [{"talk_id": talk_id}],
+            "entity": [],
+            "none": [{"talk": {}}],
+        }[shape]
         self.events.append({
-            "id": self._event_id(created_at), "type": type_, "entity_id": talk_id, "entity_type": "talk",
+            "id": self._event_id(created_at), "type": type_, "entity_id": entity_id, "entity_type": entity_type,
             "created_by": 0, "created_at": int(created_at),
-            "value_after": [{"talk": {"id": talk_id}}], "value_before": [],
+            "value_after": value_after, "value_before": [],
             "account_id": self.settings["account_id"],
         })
 
