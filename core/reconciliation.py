@@ -257,11 +257,13 @@ def _reconcile_locked(services: Services, integration_id: int, now: datetime) ->
                 or not integration.access_token_enc):
             return Outcome(integration_id, "skipped")
         cursor = integration.reconcile_cursor or integration.connected_at or now
+        # Unreadable events in the overlap were counted by the run before (none on the first run).
+        unreadable_from = _ts(integration.reconcile_cursor) + 1 if integration.reconcile_cursor else None
     start = max(cursor - timedelta(seconds=OVERLAP_SECONDS), now - timedelta(days=MAX_LOOKBACK_DAYS))
     counts = Counts()
     outcome = Outcome(integration_id, "done", counts)
     try:
-        reconcile_window(services, integration_id, _ts(start), _ts(now), counts, count_unreadable_from=_ts(cursor))
+        reconcile_window(services, integration_id, _ts(start), _ts(now), counts, count_unreadable_from=unreadable_from)
     except ReauthRequired as exc:
         outcome.result, outcome.error = "needs_reauth", _error_text(exc)
     except (AmoCrmError, RateLimitTimeout) as exc:
