@@ -278,3 +278,73 @@ def test_reconnecting_runs_the_reconciliation_at_once(app, client, api, amo, ser
     assert page.status_code == 200
     queued = [dramatiq.Message.decode(data).actor_name for data in list(broker.queues["maintenance"].queue)]
     assert queued == ["chatsource.reconcile_integration"]
+
+
+# --- backfill -------------------------------------------------------------------------------------
+
+def test_backfill_of_a_period_records_the_missed_chats_with_progress(app, client, api, amo, services):
+    setup = connected(app, client, api, amo)
+    amo.disable_webhooks()
+    talk_ids = close_chats(amo, 3)
+    today = utcnow().date().isoformat()
+    response = client.post(f"/api/v1/integrations/{setup.integration_id}/backfill", headers=api,
+                           json={"date_from": (utcnow() - timedelta(days=2)).date().isoformat(), "date_till": today, "tz": "UTC"})
+    assert response.status_code == 202, response.get_json()
+    started = response.get_json()
+    assert started["status"] == "queued" and started["progress"] == 0 and started["finished"] is False
+    assert started["progress_url"] == f"/api/v1/backfills/{started['backfill_id']}"
+    drain(app)  # the backfill, which queues the talks
+    drain(app)  # the talks
+    progress = client.get(started["progress_url"], headers=api).get_json()
+    assert (progress["status"], progress["finished"], progress["progress"]) == ("done", True, 1.0)
+    assert (progress["recovered"], progress["events"], progress["unreadable"], progress["error"]) == (3, 3, 0, None)
+    assert progress["pages"] >= 1 and progress["reached"] == progress["date_till"]
+    assert sorted(r["talk_id"] for r in requests_of(client, api)) == sorted(talk_ids)
+    # Backfilling the same period again finds them recorded.
+    again = client.post(f"/api/v1/integrations/{setup.integration_id}/backfill", headers=api,
+                        json={"date_from": today, "tz": "UTC"}).get_json()
+    drain(app)
+    again = client.get(again["progress_url"], headers=api).get_json()
+    assert (again["status"], again["recovered"], again["already_recorded"]) == ("done", 0, 3)
+    assert len(requests_of(client, api)) == 3
+    assert integration_row(services, setup.integration_id).reconcile_recovered_total == 3
+
+
+def test_a_failed_backfill_says_why(app, client, api, amo, services):
+    setup = connected(app, client, api, amo)
+    amo.state.update_settings({"error_rate": 1.0, "error_status": 500})
+    started = client.post(f"/api/v1/integrations/{setup.integration_id}/backfill", headers=api,
+                          json={"date_from": utcnow().date().isoformat(), "tz": "UTC"}).get_json()
+    drain(app)
+    progress = client.get(started["progress_url"], headers=api).get_json()
+    assert progress["status"] == "failed" and progress["finished"] is True and "500" in progress["error"]
+
+
+def test_backfill_validation_tenancy_and_connection(app, client, api, amo, services):
+    from tests.web.test_api import other_account_headers
+
+    setup = connected(app, client, api, amo)
+    url = f"/api/v1/integrations/{setup.integration_id}/backfill"
+    today = utcnow().date()
+
+    def refused(json, status, field=None, headers=api, target=url):
+        response = client.post(target, headers=headers, json=json)
+        assert response.status_code == status, (json, response.get_json())
+        if field:
+            assert response.get_json()["error"]["field"] == field, response.get_json()
+        return response.get_json()["error"]
+
+    refused({}, 422, "date_from")
+    refused({"date_from": "yesterday"}, 422, "date_from")
+    refused({"date_from": (today + timedelta(days=3)).isoformat()}, 422, "date_from")
+    refused({"date_from": today.isoformat(), "date_till": (today - timedelta(days=1)).isoformat(), "tz": "UTC"}, 422, "date_from")
+    refused({"date_from": (today - timedelta(days=120)).isoformat()}, 422, "date_till")
+    refused({"date_from": today.isoformat(), "page": 1}, 422, "page")
+    refused({"date_from": today.isoformat()}, 404, headers=other_account_headers(app))
+    refused({"date_from": today.isoformat()}, 404, target="/api/v1/integrations/999999/backfill")
+    new = client.post("/api/v1/integrations", headers=api, json={"name": "Ещё не подключена"}).get_json()
+    assert refused({"date_from": today.isoformat()}, 409, target=f"/api/v1/integrations/{new['id']}/backfill")["code"] == "not_connected"
+
+    started = client.post(url, headers=api, json={"date_from": today.isoformat()}).get_json()
+    assert client.get(started["progress_url"], headers=other_account_headers(app)).status_code == 404
+    assert client.get("/api/v1/backfills/999999", headers=api).status_code == 404
