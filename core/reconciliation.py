@@ -293,14 +293,20 @@ def _reconcile_locked(services: Services, integration_id: int, now: datetime) ->
 # --- backfill -----------------------------------------------------------------------------------
 
 class NotConnected(Exception):
-    """The integration is not connected to amoCRM: there is no event log to read."""
+    """The integration cannot be reconciled now: `code` is not_connected (no amoCRM connection: no
+    event log to read) or not_active (switched off: what was found would only be ignored)."""
+
+    def __init__(self, message: str, code: str = "not_connected"):
+        super().__init__(message)
+        self.code = code
 
 
 def start_backfill(session: Session, account_id: int, integration_id: int, date_from: datetime | None,
                    date_till: datetime | None, *, requested_by: str | None = None,
                    now: datetime | None = None) -> ReconcileRun:
     """Validate the period and queue a run (the caller commits, then sends `run_backfill`).
-    NotFound for another account's integration, NotConnected when it has no amoCRM connection."""
+    NotFound for another account's integration, NotConnected when it has no amoCRM connection or is
+    switched off."""
     now = now or utcnow()
     integration = get_owned(session, Integration, account_id, integration_id)
     if date_from is None:
@@ -314,8 +320,11 @@ def start_backfill(session: Session, account_id: int, integration_id: int, date_
     if date_till - date_from > timedelta(days=BACKFILL_MAX_DAYS):
         raise ValidationFailed(f"the period is longer than {BACKFILL_MAX_DAYS} days: split it into several backfills", "date_till")
     if integration.status != "connected" or not integration.access_token_enc:
-        raise NotConnected("the integration is not connected to amoCRM" if integration.status != "needs_reauth"
+        raise NotConnected("the integration is not connected to amoCRM: connect it first" if integration.status != "needs_reauth"
                            else "amoCRM needs the integration reconnected")
+    if not integration.is_active:
+        raise NotConnected("the integration is switched off: activate it first (chats found would only be ignored)",
+                           "not_active")
     run = ReconcileRun(account_id=account_id, integration_id=integration.id, status="queued", date_from=date_from,
                        date_till=date_till, requested_by=requested_by, pages=0, events=0, talks_found=0,
                        already_recorded=0, recovered=0, not_closed=0, not_found=0, unreadable=0)

@@ -345,6 +345,10 @@ def test_backfill_validation_tenancy_and_connection(app, client, api, amo, servi
     new = client.post("/api/v1/integrations", headers=api, json={"name": "Ещё не подключена"}).get_json()
     assert refused({"date_from": today.isoformat()}, 409, target=f"/api/v1/integrations/{new['id']}/backfill")["code"] == "not_connected"
 
+    client.patch(f"/api/v1/integrations/{setup.integration_id}", headers=api, json={"is_active": False})
+    assert refused({"date_from": today.isoformat()}, 409)["code"] == "not_active"  # what it found would be ignored
+    client.patch(f"/api/v1/integrations/{setup.integration_id}", headers=api, json={"is_active": True})
+
     started = client.post(url, headers=api, json={"date_from": today.isoformat()}).get_json()
     assert client.get(started["progress_url"], headers=other_account_headers(app)).status_code == 404
     assert client.get("/api/v1/backfills/999999", headers=api).status_code == 404

@@ -21,6 +21,15 @@ def admin(app):
     return signed_in(app)
 
 
+def switched_on(app, integration_id) -> None:
+    """As «Активен» + «Сохранить» would (their own rules are tested in test_admin_integrations)."""
+    from core.models import Integration
+
+    with app.extensions["chatsource.services"].session_factory() as session:
+        session.get(Integration, integration_id).is_active = True
+        session.commit()
+
+
 def queued_actors(app) -> list[str]:
     broker = app.extensions["chatsource.broker"]
     return [dramatiq.Message.decode(data).actor_name for data in list(broker.queues["maintenance"].queue)]
@@ -43,11 +52,14 @@ def test_the_block_shows_the_last_reconciliation_and_a_backfill_runs_from_the_fo
     assert "в последний раз 2, всего 5" in page and "ещё не было" not in page
     assert 'data-testid="reconcile-unreadable" class="text-warning">1<' in page
 
+    today = utcnow().date().isoformat()
+    refused = post_form(admin, f"/admin/integrations/{row.id}/backfill", {"date_from": today}, page_url=setup_url(row))
+    assert refused.status_code == 422 and "Сначала включите интеграцию" in text(refused)
+    switched_on(app, row.id)
     app.extensions["chatsource.broker"].flush_all()
     amo.disable_webhooks()
     chat = amo.state.create_chat(contact={"name": "Ольга"}, origin="telegram")
     amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
-    today = utcnow().date().isoformat()
     response = post_form(admin, f"/admin/integrations/{row.id}/backfill", {"date_from": today, "date_till": today},
                          page_url=setup_url(row))
     assert response.status_code == 302 and response.headers["Location"].endswith("#reconcile")
@@ -63,6 +75,7 @@ def test_the_block_shows_the_last_reconciliation_and_a_backfill_runs_from_the_fo
 
 def test_backfill_form_errors_are_shown_in_russian(admin, app, amo):
     row = connected(admin, amo)
+    switched_on(app, row.id)
     today = utcnow().date()
     for data, message in (
         ({"date_from": ""}, "Укажите первый день периода."),

@@ -400,6 +400,8 @@ class IntegrationsView(AdminAccess, BaseView):
     @staticmethod
     def _backfill_problem(exc: Exception) -> str:
         if isinstance(exc, reconciliation.NotConnected):
+            if exc.code == "not_active":
+                return _("Switch the integration on first (step 6): chats found now would only be ignored.")
             return _("Connect the amoCRM account first: its event log is read through the API.")
         message = exc.message
         if "required" in message:

@@ -505,7 +505,7 @@ def start_backfill(integration_id: int):
         run = reconciliation.start_backfill(db.session, g.account_id, integration_id, date_from, date_till,
                                             requested_by=f"api:{getattr(g, 'api_token_name', 'token')}"[:200])
     except reconciliation.NotConnected as exc:
-        raise ApiError(409, "not_connected", f"{exc}: connect it first")
+        raise ApiError(409, exc.code, str(exc))
     db.session.commit()
     from workers.actors import enqueue_backfill
 

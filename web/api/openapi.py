@@ -428,7 +428,8 @@ def _paths() -> dict:
                         body=_body("BackfillRequest"), errors=("NotFound", "Conflict", "Unprocessable"),
                         description="Reads amoCRM's event log (`talk_closed`) over the period in the background; each closed "
                                     "talk without a request becomes one, through the same path as a webhook (one request per "
-                                    "talk). 409 `not_connected` when the integration has no amoCRM connection."),
+                                    "talk). 409 `not_connected` when the integration has no amoCRM connection, "
+                                    "`not_active` when it is switched off."),
         },
         "/api/v1/backfills/{backfill_id}": {
             "get": _op("Progress of a backfill", ok(_ref("Backfill")), tags=["integrations"],
