@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.amocrm.client import AmoCrmClient
-from core.amocrm.errors import AmoCrmError, ReauthRequired
+from core.amocrm.errors import AmoApiError, AmoCrmError, ReauthRequired
 from core.catalog import ValidationFailed, get_owned
 from core.db import utcnow
 from core.models import ChatRequest, Integration, ReconcileRun, WebhookEvent
@@ -193,7 +193,13 @@ def _reconcile_page(services: Services, client: AmoCrmClient, integration_id: in
     for talk_id in talk_ids:
         if talk_id in known:
             continue
-        talk = client.get_talk(talk_id)
+        try:
+            talk = client.get_talk(talk_id)
+        except AmoApiError as exc:
+            # This one talk is refused (e.g. 403: the user lacks rights on its contact). Skipping it keeps
+            # the cursor moving; stopping would retry the same refusal on every run.
+            log.warning("integration %s: amoCRM refused talk %s during reconciliation: %s", integration_id, talk_id, exc)
+            talk = None
         if talk is None:
             counts.not_found += 1
         elif not talk_is_closed(talk):

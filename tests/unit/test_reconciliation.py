@@ -71,3 +71,28 @@ def test_reconcile_interval_setting(tmp_path):
     for bad in ("0", "often"):
         with pytest.raises(ConfigError, match="RECONCILE_INTERVAL_SECONDS"):
             Settings.from_env({"INSTANCE_DIR": str(tmp_path), "RECONCILE_INTERVAL_SECONDS": bad})
+
+
+def test_a_talk_amocrm_refuses_is_skipped_not_retried_forever(services, client, caplog):  # noqa: F811
+    from core import reconciliation
+    from core.models import ChatRequest, WebhookEvent
+
+    closed = {"talk_id": 2, "created_at": 1, "updated_at": 2, "contact_id": 7, "chat_id": "c", "is_in_work": False,
+              "is_read": True, "origin": "telegram"}
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{BASE}/api/v4/events", json={"_embedded": {"events": [
+            {"id": "A", "type": "talk_closed", "entity_type": "talk", "entity_id": 1, "value_after": [{"talk": {"id": 1}}]},
+            {"id": "B", "type": "talk_closed", "entity_type": "talk", "entity_id": 2, "value_after": [{"talk": {"id": 2}}]},
+        ]}})
+        rsps.add(responses.GET, f"{BASE}/api/v4/talks/1", status=403,
+                 json={"title": "Forbidden", "type": "https://httpstatus.es/403", "status": 403, "detail": "Access denied"})
+        rsps.add(responses.GET, f"{BASE}/api/v4/talks/2", json=closed)
+        counts = reconciliation.Counts()
+        reconciliation.reconcile_window(services, client.integration_id, 0, 10, counts, client=client)
+    assert (counts.events, counts.not_found, counts.recovered) == (2, 1, 1)
+    assert "refused talk 1" in caplog.text
+    with services.session_factory() as session:
+        [event] = session.query(WebhookEvent).all()
+        # The fixture's integration is switched off: stored as a webhook of it would be.
+        assert (event.talk_id, event.dedupe_key, event.status, event.item["_source"]) == (2, "reconcile:2", "ignored", "reconciliation")
+        assert session.query(ChatRequest).count() == 0  # the worker records it, as for a webhook
