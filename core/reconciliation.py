@@ -248,6 +248,16 @@ def due_integrations(session: Session) -> list[int]:
                                         Integration.access_token_enc.is_not(None)).order_by(Integration.id)))
 
 
+def hold_switched_off_cursors(session: Session, now: datetime | None = None) -> int:
+    """A switched-off integration records nothing (its webhooks are stored as ignored): its cursor
+    follows the clock, so once switched on it reconciles from then, not the time it was off.
+    No amoCRM call; the caller commits."""
+    result = session.execute(
+        sa.update(Integration).where(Integration.status == "connected", Integration.is_active.is_(False))
+        .values(reconcile_cursor=now or utcnow()).execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
 def reconcile_integration(services: Services, integration_id: int, *, now: datetime | None = None) -> Outcome:
     """One periodic run for one integration, from its cursor (minus the overlap) to now."""
     with services.locks.try_lock(f"reconcile:{integration_id}", timeout_s=LOCK_SECONDS) as acquired:

@@ -75,11 +75,14 @@ def reconcile_due(services: Services, integration_id: int, interval: float) -> b
 
 
 def reconcile_tick(services: Services) -> list[int]:
-    """Send the reconciliation of every integration that is due; returns their ids."""
+    """Send the reconciliation of every integration that is due; returns their ids. Switched-off
+    integrations only have their cursor kept at now (see `hold_switched_off_cursors`)."""
     from core import reconciliation
     from workers.actors import enqueue_reconcile
 
     with services.session_factory() as session:
+        reconciliation.hold_switched_off_cursors(session)
+        session.commit()
         integration_ids = reconciliation.due_integrations(session)
     sent = []
     for integration_id in integration_ids:

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import reconciliation
+from core.reconciliation import OVERLAP_SECONDS
 from core.db import utcnow
 from core.models import Integration
 from tests.conftest import drain
@@ -230,6 +231,24 @@ def test_an_inactive_or_disconnected_integration_is_not_reconciled(app, client, 
     assert amo.state.get_stats()["api_calls"] == 0
     with services.session_factory() as session:
         assert reconciliation.due_integrations(session) == []
+
+
+def test_chats_closed_while_the_integration_was_switched_off_stay_unrecorded(app, client, api, amo, services, monkeypatch):
+    from workers import sweeper
+
+    setup = connected(app, client, api, amo, activate=False)
+    amo.disable_webhooks()
+    close_chats(amo, 1)  # switched off: a webhook would have been stored as ignored
+    monkeypatch.setattr(sweeper, "_last_local_reconcile", {})
+    later = utcnow() + timedelta(seconds=OVERLAP_SECONDS + 5)
+    monkeypatch.setattr(reconciliation, "utcnow", lambda: later)  # the sweeper's tick, a few minutes on
+    assert sweeper.reconcile_tick(services) == []
+    assert integration_row(services, setup.integration_id).reconcile_cursor == later
+    with services.session_factory() as session:
+        session.get(Integration, setup.integration_id).is_active = True
+        session.commit()
+    outcome = reconcile(services, setup.integration_id, now=later + timedelta(seconds=1))
+    assert (outcome.result, outcome.counts.events, outcome.counts.recovered) == ("done", 0, 0)
 
 
 def test_the_sweeper_sends_the_reconciliation_once_per_interval(app, client, api, amo, services, monkeypatch):
