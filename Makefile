@@ -56,6 +56,7 @@ demo: export AMOCRM_CLIENT_ID ?= chatsource-demo
 demo: export AMOCRM_CLIENT_SECRET ?= chatsource-demo-secret
 demo: export PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 demo: export SANDBOX_PORT := $(SANDBOX_PORT)
+demo: export RECONCILE_INTERVAL_SECONDS ?= 60
 demo: setup
 	$(BIN)/flask --app wsgi db upgrade
 	ADMIN_EMAIL=$(DEMO_ADMIN_EMAIL) ADMIN_PASSWORD=$(DEMO_ADMIN_PASSWORD) $(BIN)/flask --app wsgi bootstrap

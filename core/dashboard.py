@@ -347,6 +347,12 @@ class Health:
     last_event_at: datetime | None
     last_request_at: datetime | None
     now: datetime
+    # Reconciliation with amoCRM's event log (core.reconciliation).
+    reconciled_at: datetime | None = None
+    reconcile_recovered_last: int = 0
+    reconcile_recovered_total: int = 0
+    reconcile_unreadable_total: int = 0
+    reconcile_error: str | None = None
 
     @property
     def connected(self) -> bool:
@@ -389,6 +395,13 @@ class Health:
             "last_error_at": _iso(self.last_error_at),
             "last_event_at": _iso(self.last_event_at),
             "last_request_at": _iso(self.last_request_at),
+            "reconciliation": {
+                "last_run_at": _iso(self.reconciled_at),
+                "recovered_last_run": self.reconcile_recovered_last,
+                "recovered_total": self.reconcile_recovered_total,
+                "unreadable_total": self.reconcile_unreadable_total,
+                "last_error": self.reconcile_error,
+            },
         }
 
 
@@ -430,6 +443,11 @@ def integration_health(session: Session, account_id: int, *, now: datetime | Non
             oldest_pending_at=oldest.get(integration.id), last_error=integration.last_error,
             last_error_at=integration.last_error_at, last_event_at=integration.last_event_at,
             last_request_at=last_request_at, now=now,
+            reconciled_at=integration.reconciled_at,
+            reconcile_recovered_last=integration.reconcile_recovered_last or 0,
+            reconcile_recovered_total=integration.reconcile_recovered_total or 0,
+            reconcile_unreadable_total=integration.reconcile_unreadable_total or 0,
+            reconcile_error=integration.reconcile_error,
         ))
     return result
 

@@ -179,6 +179,15 @@ class Integration(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reconciliation with amoCRM's event log (core.reconciliation): talks closed that no webhook told us
+    # about. The cursor moves only past what was committed; the counts are shown in the health.
+    reconcile_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reconcile_recovered_last: Mapped[int] = mapped_column(default=0, server_default="0")
+    reconcile_recovered_total: Mapped[int] = mapped_column(default=0, server_default="0")
+    reconcile_unreadable_total: Mapped[int] = mapped_column(default=0, server_default="0")
+    reconcile_error: Mapped[str | None] = mapped_column(sa.Text)
+    reconcile_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -235,6 +244,38 @@ class ReplayRun(Base):
     skipped: Mapped[dict] = mapped_column(JSONType, default=dict)
     requested_by: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReconcileRun(Base):
+    """A backfill: amoCRM's event log read for closed talks over a period an admin or the API chose.
+    Its counters are its progress (core.reconciliation). The periodic reconciliation keeps its
+    summary on the integration instead (one row per ten minutes would be noise)."""
+
+    __tablename__ = "reconcile_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")  # queued | running | done | failed
+    date_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    date_till: Mapped[datetime] = mapped_column(UTCDateTime)
+    # How far the run has read (its windows are read oldest first), for the progress.
+    reached: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pages: Mapped[int] = mapped_column(default=0)
+    events: Mapped[int] = mapped_column(default=0)
+    talks_found: Mapped[int] = mapped_column(default=0)
+    already_recorded: Mapped[int] = mapped_column(default=0)
+    recovered: Mapped[int] = mapped_column(default=0)
+    not_closed: Mapped[int] = mapped_column(default=0)
+    not_found: Mapped[int] = mapped_column(default=0)
+    unreadable: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    requested_by: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        sa.CheckConstraint("status in ('queued', 'running', 'done', 'failed')", name="status"),
+    )
 
 
 class WebhookEvent(Base):

@@ -53,6 +53,9 @@ class Settings:
     amocrm_rate_window_ms: int = 1100
     amocrm_timeout_seconds: float = 15.0
     webhook_max_bytes: int = 512 * 1024
+    # How often each connected, active integration reads amoCRM's event log for closes no webhook
+    # reported (core.reconciliation).
+    reconcile_interval_seconds: int = 600
     embedded_worker: bool = True
     instance_dir: str = str(DEFAULT_INSTANCE_DIR)
     log_level: str = "INFO"
@@ -144,6 +147,10 @@ class Settings:
         if window < 1000:
             problems.append("AMOCRM_RATE_WINDOW_MS must be at least 1000")
 
+        reconcile_interval = _int(env, "RECONCILE_INTERVAL_SECONDS", 600, problems)
+        if reconcile_interval < 1:
+            problems.append("RECONCILE_INTERVAL_SECONDS must be at least 1 (seconds between reconciliations with amoCRM)")
+
         if problems:
             raise ConfigError(problems)
         values = dict(
@@ -163,6 +170,7 @@ class Settings:
             amocrm_rate_window_ms=window,
             amocrm_timeout_seconds=float(env.get("AMOCRM_TIMEOUT_SECONDS") or 15),
             webhook_max_bytes=_int(env, "WEBHOOK_MAX_BYTES", 512 * 1024, []),
+            reconcile_interval_seconds=reconcile_interval,
             embedded_worker=(env.get("EMBEDDED_WORKER", "1") != "0"),
             instance_dir=instance_dir,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),

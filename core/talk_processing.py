@@ -27,7 +27,7 @@ from core.messengers import channel_for_origin
 from core.models import ChatRequest, Integration, WebhookEvent
 from core.ratelimit import RateLimitTimeout
 from core.services import Services
-from core.webhook_inbox import is_closed_item
+from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY, is_closed_item
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ RETRY_BASE_SECONDS = 10
 RETRY_MAX_SECONDS = 600
 STUCK_RECEIVED_SECONDS = 60
 STUCK_PROCESSING_SECONDS = 180
+# The start of the reason of a request that reconciliation found (core.reconciliation).
+RECONCILED_REASON = "Найдено сверкой с amoCRM: вебхук не пришёл. "
 
 
 @dataclass
@@ -220,6 +222,9 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
     origin = (item.get("origin") or "").strip() or None
     result = attribute(session, integration, session_field_value=field_value, origin=origin, mappings=mappings)
     vs = result.session
+    reason = result.reason
+    if item.get(SOURCE_KEY) == RECONCILIATION_SOURCE:
+        reason = RECONCILED_REASON + reason
     values = dict(
         account_id=integration.account_id,
         integration_id=integration.id,
@@ -245,7 +250,7 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         referrer=vs.referrer if vs else None,
         entrance_page=vs.entrance_page if vs else None,
         attribution=result.kind,
-        attribution_reason=result.reason[:500],
+        attribution_reason=reason[:500],
         amo_lead_id=lead_id,
         amo_contact_id=contact_id,
         recorded_at=utcnow(),

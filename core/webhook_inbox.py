@@ -184,21 +184,36 @@ def initial_status(integration, item: TalkItem) -> tuple[str, str | None]:
 def store_webhook(session: Session, integration, parsed: ParsedWebhook) -> StoreResult:
     """Insert each talk item once (dedupe on integration + item); the caller commits, then enqueues.
     `integration` is what `find_integration_by_webhook_token` returns (or an `Integration`)."""
+    extra = {"_account": parsed.account} if parsed.account else {}
+    return store_talk_items(session, integration, [(item, dedupe_key(item), extra) for item in parsed.talks])
+
+
+# Where an inbox item came from when it is not a webhook: reconciliation stores the talks it found in
+# amoCRM's event log with this marker, and the recorded request's reason says so.
+SOURCE_KEY = "_source"
+RECONCILIATION_SOURCE = "reconciliation"
+
+
+def store_talk_items(session: Session, integration, items: list[tuple[TalkItem, str, dict]], *,
+                     touch_last_event: bool = True) -> StoreResult:
+    """The one insert path of the inbox, for webhooks and reconciliation alike: each (item, dedupe key,
+    extra payload) becomes a row unless the key is already there. The caller commits, then enqueues
+    `to_process`. Reconciliation passes `touch_last_event=False`: «last event» is the last webhook,
+    and a hook that went quiet must keep looking quiet."""
     result = StoreResult()
     now = utcnow()
     table = WebhookEvent.__table__
-    for item in parsed.talks:
+    for item, key, extra in items:
         status, reason = initial_status(integration, item)
         payload = dict(item.fields)
-        if parsed.account:
-            payload["_account"] = parsed.account
+        payload.update(extra)
         new_id = insert_ignoring_conflicts(
             session,
             table,
             dict(
                 account_id=integration.account_id,
                 integration_id=integration.id,
-                dedupe_key=dedupe_key(item),
+                dedupe_key=key,
                 entity="talk",
                 action=item.action,
                 talk_id=item.talk_id,
@@ -217,7 +232,7 @@ def store_webhook(session: Session, integration, parsed: ParsedWebhook) -> Store
         result.statuses[status] = result.statuses.get(status, 0) + 1
         if status == "received":
             result.to_process.append(new_id)
-    if parsed.talks and (integration.last_event_at is None or (now - integration.last_event_at).total_seconds() > 30):
+    if touch_last_event and items and (integration.last_event_at is None or (now - integration.last_event_at).total_seconds() > 30):
         # Written at most every 30 s: a burst must not serialise on the integration's row.
         session.execute(sa.update(Integration).where(Integration.id == integration.id).values(last_event_at=now))
     return result

@@ -23,6 +23,7 @@ from .errors import ApiProblem, OAuthError, SandboxError
 from .state import OAUTH_PROBLEM_TYPE, SandboxState, is_loopback
 
 MAX_LIMIT = 250
+EVENTS_MAX_LIMIT = 100  # the event log pages by at most 100 (RU events-and-notes)
 CUSTOM_FIELDS_PAGE_MAX = 50
 
 RATE_LIMIT_HTML = (
@@ -453,6 +454,41 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
     @app.get("/api/v4/contacts/custom_fields/<int:id>")
     def api_contact_field(id: int) -> Response:
         return _field_one("contacts", id)
+
+    @app.get("/api/v4/events")
+    def api_events() -> Response:
+        raw_limit = request.args.get("limit")
+        if raw_limit not in (None, "") and raw_limit.strip().isdigit() and int(raw_limit) > EVENTS_MAX_LIMIT:
+            raise ApiProblem(f"Limit {EVENTS_MAX_LIMIT} per page", 422)
+        limit, page = _limit_page()
+        types = None
+        raw_types = _filter_values("type")
+        if raw_types is not None:  # filter[type][]=a&filter[type][]=b, or filter[type]=a,b
+            types = [t.strip() for v in raw_types for t in v.split(",") if t.strip()]
+        bounds = {}
+        for edge in ("from", "to"):
+            raw = request.args.get(f"filter[created_at][{edge}]")
+            if raw in (None, ""):
+                continue
+            try:
+                bounds[edge] = int(raw)
+            except ValueError:
+                raise ApiProblem("Request validation failed", 400, validation_errors=[
+                    {"code": "InvalidType", "path": f"filter.created_at.{edge}",
+                     "detail": "This value should be of type int."}]) from None
+        rows = st.query_events(types, bounds.get("from"), bounds.get("to"))
+        start = (page - 1) * limit
+        chunk = rows[start:start + limit]
+        if not chunk:
+            return empty(204)
+        links = {"self": _page_href(st, limit, page)}
+        if start + limit < len(rows):
+            links["next"] = _page_href(st, limit, page + 1)
+        if page > 1:
+            links["prev"] = _page_href(st, limit, page - 1)
+        for event in chunk:
+            event["_links"] = st._link(f"/api/v4/events/{event['id']}")
+        return hal({"_page": page, "_links": links, "_embedded": {"events": chunk}})
 
     @app.get("/api/v4/webhooks")
     def api_webhooks() -> Response:

@@ -202,6 +202,15 @@ def register_control(app: Flask, st: SandboxState) -> None:
     def ctl_webhook_enable(hook_id: int) -> Response:
         return _ok(st.set_webhook_disabled(hook_id, False))
 
+    @app.post(f"{P}/webhooks/disable")
+    def ctl_webhooks_disable_all() -> Response:
+        """Every hook disabled, as amoCRM does after 100 bad answers: no webhook is delivered."""
+        return _ok({"webhooks": st.set_all_webhooks_disabled(True)})
+
+    @app.post(f"{P}/webhooks/enable")
+    def ctl_webhooks_enable_all() -> Response:
+        return _ok({"webhooks": st.set_all_webhooks_disabled(False)})
+
     @app.post(f"{P}/webhooks/send")
     def ctl_webhooks_send() -> Response:
         b = _body()
@@ -226,6 +235,16 @@ def register_control(app: Flask, st: SandboxState) -> None:
     def ctl_deliveries_clear() -> Response:
         st.clear_deliveries()
         return _ok({"ok": True})
+
+    # ----------------------------------------------------------------------- event log --
+    @app.get(f"{P}/events")
+    def ctl_events() -> Response:
+        return _ok({"events": st.query_events()})
+
+    @app.post(f"{P}/events")
+    def ctl_events_add() -> Response:
+        """Add an event of any shape (tests: a talk_closed carrying its talk id elsewhere, or not at all)."""
+        return _ok(st.add_event(_body()), 201)
 
     # --------------------------------------------------------------------------- stats --
     @app.get(f"{P}/stats")

@@ -118,6 +118,14 @@ class SandboxServer:
         """Close as a manager would (sends ``update_talk`` with is_in_work=0)."""
         return self.state.close_talk(talk_id, force_close=True, control=True)
 
+    def disable_webhooks(self, disabled: bool = True) -> list[dict[str, Any]]:
+        """Every hook disabled as amoCRM does after 100 bad answers (same as POST /_sandbox/webhooks/disable)."""
+        return self.state.set_all_webhooks_disabled(disabled)
+
+    def add_event(self, **event: Any) -> dict[str, Any]:
+        """An event of any shape in the log (same as POST /_sandbox/events)."""
+        return self.state.add_event(event)
+
     def stats(self) -> dict[str, Any]:
         return self.state.get_stats()
 

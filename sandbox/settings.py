@@ -43,6 +43,10 @@ SETTINGS_SCHEMA: dict[str, tuple[str, Any, str]] = {
     "missing_entity_status": ("int", 204, "GET /contacts/{id}, /leads/{id} for an unknown id: 204 (RU docs) or 404"),
     "multitext_enum_key": ("choice:enum_code|enum|both", "enum_code", "key of the enum code in PHONE/EMAIL values"),
     "nps_bot": ("bool", False, "close without force_close starts the NPS bot instead of closing"),
+    "talk_event_shape": ("choice:talk.id|talk.talk_id|talk_id|entity|none", "talk.id",
+                         "where talk_created/talk_closed events carry the talk id [inf: undocumented]: "
+                         "value_after[0].talk.id, value_after[0].talk.talk_id, value_after[0].talk_id, only "
+                         "entity_id (entity_type talk), or nowhere"),
     # --- webhooks -------------------------------------------------------------------------
     "webhook_timeout": ("float", 2.0, "delivery timeout, s"),
     "deliver_async": ("bool", False, "deliver from a background thread instead of inside the request"),

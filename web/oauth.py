@@ -50,10 +50,12 @@ def callback():
             "oauth_result.html", ok=False, code=exc.code, message=message,
             detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
         ), 400)
-    if result.events_to_enqueue:
-        from workers.actors import enqueue_talk_events
+    from workers.actors import enqueue_reconcile, enqueue_talk_events
 
+    if result.events_to_enqueue:
         enqueue_talk_events(result.events_to_enqueue)
+    # Chats closed while the connection was broken and no webhook reached us: read amoCRM's event log now.
+    enqueue_reconcile(result.integration_id)
     flash(_("amoCRM is connected: %(account)s.", account=result.account_name or "—"), "success")
     for warning in result.warnings:
         flash(warning, "warning")

@@ -81,4 +81,61 @@ def run_maintenance():
     log.info("maintenance: %s", summary)
 
 
-ALL = (talk_event_failed, process_talk_event, sweep_inbox, run_maintenance)
+@dramatiq.actor(actor_name="chatsource.reconcile_integration", queue_name=MAINTENANCE_QUEUE, max_retries=0,
+                time_limit=30 * 60_000)
+def reconcile_integration(integration_id: int):
+    """Read amoCRM's event log for talks closed since the last run that no webhook reported, and
+    queue them for recording (core.reconciliation). A failed run keeps its cursor: the next retries."""
+    from core import reconciliation
+
+    outcome = reconciliation.reconcile_integration(runtime.services(), integration_id)
+    enqueue_talk_events(outcome.to_enqueue[:1])  # the worker that takes it drains the integration's backlog
+    log.info("reconciliation of integration %s: %s %s", integration_id, outcome.result, outcome.counts.to_dict())
+
+
+@dramatiq.actor(actor_name="chatsource.backfill_failed", queue_name=MAINTENANCE_QUEUE, max_retries=0)
+def backfill_failed(message_data, retry_info):
+    from core import reconciliation
+
+    with runtime.services().session_factory() as session:
+        reconciliation.fail_backfill(session, message_data["args"][0], "the worker gave up on this backfill; start it again")
+        session.commit()
+
+
+@dramatiq.actor(actor_name="chatsource.run_backfill", queue_name=MAINTENANCE_QUEUE, max_retries=20,
+                min_backoff=15_000, max_backoff=120_000, time_limit=60 * 60_000,
+                on_retry_exhausted="chatsource.backfill_failed")
+def run_backfill(run_id: int):
+    """A backfill of a chosen period (admin or API). While the integration's periodic reconciliation
+    (or another backfill) runs, it waits and tries again."""
+    from core import reconciliation
+
+    outcome = reconciliation.run_backfill(runtime.services(), run_id)
+    enqueue_talk_events(outcome.to_enqueue[:1])
+    if outcome.result == "busy":
+        raise dramatiq.Retry("another reconciliation of this integration is running", delay=15_000)
+    log.info("backfill %s: %s", run_id, outcome.result)
+
+
+def enqueue_reconcile(integration_id: int) -> bool:
+    """Send after commit (a reconnect, a webhook registered again). A broker that is down loses
+    nothing: the sweeper sends the periodic run anyway."""
+    try:
+        reconcile_integration.send(integration_id)
+        return True
+    except Exception:
+        log.warning("could not enqueue the reconciliation of integration %s", integration_id, exc_info=True)
+        return False
+
+
+def enqueue_backfill(run_id: int) -> bool:
+    try:
+        run_backfill.send(run_id)
+        return True
+    except Exception:
+        log.warning("could not enqueue backfill %s", run_id, exc_info=True)
+        return False
+
+
+ALL = (talk_event_failed, process_talk_event, sweep_inbox, run_maintenance, reconcile_integration, backfill_failed,
+       run_backfill)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -34,6 +34,7 @@ from core.ratelimit import RateLimitTimeout
 log = logging.getLogger("chatsource.amocrm.client")
 
 BATCH_SIZE = 250  # amoCRM's maximum page size
+EVENTS_PAGE_SIZE = 100  # the event log's maximum page size (amocrm-api.md §8)
 MAX_429_ATTEMPTS = 3  # requests in all for one call while amoCRM keeps answering 429
 MAX_INLINE_RETRY_AFTER_S = 30.0  # longer Retry-After: give up now and let the worker back off
 LIMITER_DEADLINE_S = 60.0
@@ -158,6 +159,21 @@ class AmoCrmClient:
             return None
         return result
 
+    def iter_events(self, types: Iterable[str], created_from: int | None = None, created_to: int | None = None,
+                    limit: int = EVENTS_PAGE_SIZE) -> Iterator[list[dict]]:
+        """The event log (`GET /api/v4/events`) of the given types, page by page (`limit` ≤ 100 per page;
+        204 = none); `created_from` / `created_to` are unix times, both ends inclusive."""
+        params: list = [("filter[type][]", t) for t in types]
+        if created_from is not None:
+            params.append(("filter[created_at][from]", int(created_from)))
+        if created_to is not None:
+            params.append(("filter[created_at][to]", int(created_to)))
+        params += [("limit", min(int(limit), EVENTS_PAGE_SIZE)), ("page", 1)]
+        return self._pages("/api/v4/events", params, "events")
+
+    def list_events(self, types: Iterable[str], created_from: int | None = None, created_to: int | None = None) -> list[dict]:
+        return [event for page in self.iter_events(types, created_from, created_to) for event in page]
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _get_by_ids(self, entity: str, ids: Iterable, extra: list | None = None) -> dict[int, dict]:
@@ -173,26 +189,30 @@ class AmoCrmClient:
 
     def _paginate(self, path: str, params: list, embedded_key: str) -> list[dict]:
         items: list[dict] = []
+        for page in self._pages(path, params, embedded_key):
+            items.extend(page)
+        return items
+
+    def _pages(self, path: str, params: list | None, embedded_key: str) -> Iterator[list[dict]]:
+        """Each page's `_embedded[embedded_key]`, following `_links.next` until it ends or a 204."""
         url = self._url(path)
         seen_urls: set[str] = set()
         for _ in range(MAX_PAGES):
             data = self._request_url("GET", url, params=params)
             if not data:  # 204: nothing (more)
-                break
+                return
             page = ((data.get("_embedded") or {}).get(embedded_key)) or []
-            items.extend(page)
+            yield page
             next_href = (((data.get("_links") or {}).get("next")) or {}).get("href")
             if not next_href or not page:
-                break
+                return
             url = self._follow(next_href)
             params = None  # the next link carries the query
             if url in seen_urls:
                 log.warning("amoCRM returned a repeating next link for %s; stopping", path)
-                break
+                return
             seen_urls.add(url)
-        else:
-            log.warning("amoCRM pagination of %s stopped after %s pages", path, MAX_PAGES)
-        return items
+        log.warning("amoCRM pagination of %s stopped after %s pages", path, MAX_PAGES)
 
     def _url(self, path: str) -> str:
         return self.base_url + "/" + path.lstrip("/")

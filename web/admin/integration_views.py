@@ -20,8 +20,9 @@ from flask import abort, current_app, flash, jsonify, redirect, request, session
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
-from core import integrations
+from core import integrations, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.diagnostics import check_integration
@@ -176,7 +177,7 @@ class IntegrationsView(AdminAccess, BaseView):
         return rows
 
     def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
-                      checks=None, status: int = 200):
+                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None):
         problem = session.pop(CONNECT_PROBLEM_KEY, None)
         connect_problem = problem["message"] if problem and problem.get("id") == integration.id else None
         sites, sources, campaigns = self._choices()
@@ -209,6 +210,10 @@ class IntegrationsView(AdminAccess, BaseView):
             sites=sites, sources=sources, campaigns=campaigns,
             messenger_rows=self._messenger_rows(integration, values),
             requests_today=self._requests_today(integration),
+            backfills=reconciliation.list_backfills(db.session, current_account_id(), integration.id),
+            backfill_values=backfill_values or {},
+            backfill_problem=backfill_problem,
+            reconcile_minutes=max(round(services().settings.reconcile_interval_seconds / 60), 1),
             campaign_label=lambda c: f"{c.name} ({c.site.name})" if c.site else c.name,
         )
         return body, status
@@ -357,11 +362,63 @@ class IntegrationsView(AdminAccess, BaseView):
         try:
             register_webhook(services(), integration.id)
             flash(_("The webhook is registered in amoCRM for «Беседа изменена»."), "success")
+            from workers.actors import enqueue_reconcile
+
+            # What closed while the hook was disabled or missing is read from amoCRM's event log now.
+            enqueue_reconcile(integration.id)
         except ReauthRequired:
             flash(_("amoCRM refused our tokens: press «Connect» to connect again."), "error")
         except AmoCrmError as exc:
             flash(_("amoCRM did not register the webhook: %(error)s", error=str(exc)), "error")
         return redirect(self._setup_url(integration.id, "step-2"))
+
+    @expose("/<int:integration_id>/backfill", methods=("POST",))
+    def backfill(self, integration_id: int):
+        """«Загрузить пропущенные беседы за период»: a backfill from amoCRM's event log, in the background."""
+        from web.admin.dashboard_views import zone_name
+
+        integration = self._get(integration_id)
+        values = {k: (request.form.get(k) or "").strip() for k in ("date_from", "date_till")}
+        try:
+            zone = reports.get_zone(zone_name())
+            run = reconciliation.start_backfill(
+                db.session, current_account_id(), integration.id,
+                reports.parse_moment(values["date_from"], "date_from", zone),
+                reports.parse_moment(values["date_till"], "date_till", zone, end_of_day=True),
+                requested_by=f"admin:{current_user.email}"[:200])
+        except (ValidationFailed, reconciliation.NotConnected) as exc:
+            db.session.rollback()
+            return self._render_setup(integration, backfill_values=values, backfill_problem=self._backfill_problem(exc),
+                                      status=422)
+        db.session.commit()
+        from workers.actors import enqueue_backfill
+
+        enqueue_backfill(run.id)
+        flash(_("Missed chats are being loaded from amoCRM; the progress is shown below."), "success")
+        return redirect(self._setup_url(integration.id, "reconcile"))
+
+    @staticmethod
+    def _backfill_problem(exc: Exception) -> str:
+        if isinstance(exc, reconciliation.NotConnected):
+            if exc.code == "not_active":
+                return _("Switch the integration on first (step 6): chats found now would only be ignored.")
+            return _("Connect the amoCRM account first: its event log is read through the API.")
+        message = exc.message
+        if "required" in message:
+            return _("Enter the first day of the period.")
+        if "future" in message:
+            return _("The start date is in the future.")
+        if "after" in message:
+            return _("The start date is after the end date.")
+        if "longer" in message:
+            return _("The period is longer than %(days)s days: load it in several parts.", days=reconciliation.BACKFILL_MAX_DAYS)
+        return _("Enter the date as 2026-11-24.")
+
+    @expose("/<int:integration_id>/backfills")
+    def backfills(self, integration_id: int):
+        """The integration's latest backfills as JSON (the page polls it while one runs)."""
+        integration = self._get(integration_id)
+        return jsonify({"data": reconciliation.list_backfills(db.session, current_account_id(), integration.id)})
 
     @expose("/<int:integration_id>/disconnect", methods=("POST",))
     def disconnect(self, integration_id: int):

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from core import catalog, dashboard, integrations, maintenance, reports, talk_processing, visitor_sessions
+from core import catalog, dashboard, integrations, maintenance, reconciliation, reports, talk_processing, visitor_sessions
 from core.accounts import authenticate_api_token
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
@@ -483,6 +483,39 @@ def replay_progress(replay_id: int):
 
     catalog.get_owned(db.session, ReplayRun, g.account_id, replay_id)
     return jsonify(maintenance.replay_progress(db.session, g.account_id, replay_id))
+
+
+BACKFILL_FIELDS = {"date_from", "date_till", "tz"}
+
+
+@bp.post("/integrations/<int:integration_id>/backfill")
+def start_backfill(integration_id: int):
+    """Read amoCRM's event log over a period for closed talks no webhook reported (in the background)."""
+    integrations.get_integration(db.session, g.account_id, integration_id)  # 404 before anything else
+    data = body()
+    unknown = sorted(set(data) - BACKFILL_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    if data.get("tz") is not None and not isinstance(data["tz"], str):
+        raise ValidationFailed("tz must be an IANA time zone name such as Europe/Moscow", "tz")
+    zone = reports.get_zone(data.get("tz"))
+    date_from = reports.parse_moment(data.get("date_from"), "date_from", zone)
+    date_till = reports.parse_moment(data.get("date_till"), "date_till", zone, end_of_day=True)
+    try:
+        run = reconciliation.start_backfill(db.session, g.account_id, integration_id, date_from, date_till,
+                                            requested_by=f"api:{getattr(g, 'api_token_name', 'token')}"[:200])
+    except reconciliation.NotConnected as exc:
+        raise ApiError(409, exc.code, str(exc))
+    db.session.commit()
+    from workers.actors import enqueue_backfill
+
+    enqueue_backfill(run.id)
+    return jsonify(reconciliation.backfill_to_dict(run)), 202
+
+
+@bp.get("/backfills/<int:backfill_id>")
+def backfill_progress(backfill_id: int):
+    return jsonify(reconciliation.backfill_progress(db.session, g.account_id, backfill_id))
 
 
 @bp.get("/dashboard")

@@ -192,6 +192,27 @@ SCHEMAS: dict[str, dict] = {
         "pending": COUNT, "done": COUNT, "failed": COUNT, "finished": {"type": "boolean"},
         "progress": {"type": "number", "minimum": 0, "maximum": 1},
     }),
+    "BackfillRequest": _obj({
+        "date_from": {"type": "string", "description": "read from (inclusive), not in the future. " + MOMENT_TEXT},
+        "date_till": _nullable({"type": "string", "description": "read until (inclusive); later than now (or missing) "
+                                                               "means now; at most 90 days after date_from. " + MOMENT_TEXT}),
+        "tz": {"type": ["string", "null"], "description": "IANA time zone of dates without an offset; default Europe/Moscow"},
+    }, ["date_from"], closed=True),
+    "Backfill": _obj({
+        "id": ID, "backfill_id": ID, "integration_id": ID,
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "date_from": DATETIME, "date_till": DATETIME,
+        "reached": _nullable({**DATETIME, "description": "read up to here (the period is read oldest first)"}),
+        "pages": COUNT, "events": {**COUNT, "description": "talk_closed events read"},
+        "talks_found": COUNT,
+        "already_recorded": {**COUNT, "description": "talks a request or a webhook already had"},
+        "recovered": {**COUNT, "description": "closed talks no webhook reported, queued to become requests"},
+        "not_closed": COUNT, "not_found": COUNT,
+        "unreadable": {**COUNT, "description": "talk_closed events whose talk id could not be read"},
+        "error": N_TEXT, "requested_by": N_TEXT, "created_at": DATETIME, "started_at": N_DATETIME,
+        "finished_at": N_DATETIME, "finished": {"type": "boolean"},
+        "progress": {"type": "number", "minimum": 0, "maximum": 1}, "progress_url": TEXT,
+    }),
     "Series": _obj({
         "id": _nullable({"type": "integer"}),
         "key": {"type": "string", "description": "the id, `none` (requests without one) or `other` (the smaller series summed)"},
@@ -208,6 +229,13 @@ SCHEMAS: dict[str, dict] = {
         "backlog": _obj({k: COUNT for k in ("received", "processing", "parked", "failed")}),
         "oldest_pending_at": N_DATETIME, "last_error": N_TEXT, "last_error_at": N_DATETIME,
         "last_event_at": N_DATETIME, "last_request_at": N_DATETIME,
+        "reconciliation": _obj({
+            "last_run_at": _nullable({**DATETIME, "description": "last reconciliation with amoCRM's event log"}),
+            "recovered_last_run": COUNT,
+            "recovered_total": {**COUNT, "description": "closed chats found that no webhook reported"},
+            "unreadable_total": {**COUNT, "description": "talk_closed events whose talk id could not be read"},
+            "last_error": N_TEXT,
+        }),
     }),
     "Dashboard": _obj({
         "range": _obj({"date_from": DAY, "date_till": DAY, "tz": TEXT, "days": COUNT,
@@ -393,6 +421,19 @@ def _paths() -> dict:
         "/api/v1/replays/{replay_id}": {
             "get": _op("Progress of a replay", ok(_ref("ReplayProgress")), tags=["events"],
                        parameters=[_path("replay_id", "replay id")], errors=("NotFound",)),
+        },
+        "/api/v1/integrations/{integration_id}/backfill": {
+            "post": _op("Backfill: find closed chats no webhook reported over a period", {"202": _json(_ref("Backfill"), "started; follow progress_url")},
+                        tags=["integrations"], parameters=[_path("integration_id", "integration id")],
+                        body=_body("BackfillRequest"), errors=("NotFound", "Conflict", "Unprocessable"),
+                        description="Reads amoCRM's event log (`talk_closed`) over the period in the background; each closed "
+                                    "talk without a request becomes one, through the same path as a webhook (one request per "
+                                    "talk). 409 `not_connected` when the integration has no amoCRM connection, "
+                                    "`not_active` when it is switched off."),
+        },
+        "/api/v1/backfills/{backfill_id}": {
+            "get": _op("Progress of a backfill", ok(_ref("Backfill")), tags=["integrations"],
+                       parameters=[_path("backfill_id", "backfill id")], errors=("NotFound",)),
         },
         "/api/v1/dashboard": {
             "get": _op("Dashboard: requests by day, channel, campaign and source; attribution; integration health; warnings",
