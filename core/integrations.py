@@ -211,6 +211,22 @@ def webhook_url(services: Services, integration: Integration) -> str:
     return services.webhook_url(services.secrets.decrypt(integration.webhook_token_enc))
 
 
+def webhook_url_forms(url: str) -> tuple[str, str]:
+    """The url as we show and register it (trailing slash), then as integrations registered before
+    it had one: amoCRM keeps such hooks, and both reach the same endpoint."""
+    bare = url.rstrip("/")
+    return bare + "/", bare
+
+
+def our_webhook(hooks: list[dict], events) -> dict | None:
+    """Of the hooks found under our url's forms, the one that delivers closes: subscribed to
+    `events` and enabled first, then subscribed, then any (None when there is none)."""
+    def rank(hook: dict) -> tuple[bool, bool]:
+        return set(events) <= set(hook.get("settings") or []), not hook.get("disabled")
+
+    return max(hooks, key=rank, default=None)
+
+
 def rotate_webhook_token(session: Session, services: Services, integration: Integration) -> str:
     """A leaked webhook url can be replaced; the old one answers 404 from then on."""
     token = _new_webhook_token(integration, services)

@@ -87,10 +87,27 @@ def nest_form(pairs: list[tuple[str, str]]) -> dict:
     return root
 
 
+# What we read from a body; the strict checks (and their 400s) apply to these keys only.
+PARSED_ENTITIES = ("talk", "account")
+
+
+def _top_name(key: str) -> str:
+    return key.split("[", 1)[0]
+
+
 def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
+    """The account block and the talk items of a body, checked strictly; everything else is only
+    named in `other_entities`. A hook may be ticked for more events than ours (`message[add]`,
+    `leads[update]`, `contacts[update]` with the old custom_fields shape, `unsorted[add]`…, §10)
+    and those bodies use shapes we never read (`[]` parts, repeated keys): they must get a 2xx,
+    because amoCRM counts every 4xx towards disabling the hook."""
     if not pairs:
         raise MalformedWebhook("the body is empty: expected amoCRM's form-encoded talk[...] fields")
-    tree = nest_form(pairs)
+    if len(pairs) > MAX_KEYS:
+        raise MalformedWebhook(f"too many form fields ({len(pairs)}, at most {MAX_KEYS})")
+    ours = [(key, value) for key, value in pairs if _top_name(key) in PARSED_ENTITIES]
+    others = {_top_name(key) for key, _ in pairs} - set(PARSED_ENTITIES)
+    tree = nest_form(ours)
     parsed = ParsedWebhook()
     account = tree.pop("account", {})
     if not isinstance(account, dict):
@@ -99,7 +116,7 @@ def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
     for name, value in parsed.account.items():
         _check_text(f"account[{name}]", value, MAX_ACCOUNT_CHARS)
     talk = tree.pop("talk", None)
-    parsed.other_entities = sorted(tree)
+    parsed.other_entities = sorted(name[:40] for name in others if name)
     if talk is None:
         return parsed
     if not isinstance(talk, dict):
