@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
+from core.messengers import CHANNEL_LABELS, channel_label  # noqa: F401 (the report's column names)
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 
 DEFAULT_TZ = "Europe/Moscow"
@@ -37,28 +38,13 @@ MAX_SEARCH_LENGTH = 200
 MAX_ID = 2**62
 
 REQUEST_COLUMNS = (
-    "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "email", "created_at",
-    "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
+    "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "phone_raw", "email",
+    "created_at", "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
     "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason",
     "amo_lead_id", "amo_contact_id",
 )
 EVENT_STATUSES = ("received", "processing", "done", "skipped", "ignored", "parked", "failed")
 
-CHANNEL_LABELS = {
-    "site_chat": ("Онлайн-чат на сайте", "Website chat"),
-    "telegram": ("Telegram", "Telegram"),
-    "whatsapp": ("WhatsApp", "WhatsApp"),
-    "instagram": ("Instagram", "Instagram"),
-    "facebook": ("Facebook Messenger", "Facebook Messenger"),
-    "vk": ("ВКонтакте", "VK"),
-    "viber": ("Viber", "Viber"),
-    "avito": ("Авито", "Avito"),
-    "tiktok": ("TikTok", "TikTok"),
-    "mercadolibre": ("Mercado Libre", "Mercado Libre"),
-    "lazada": ("Lazada", "Lazada"),
-    "other": ("Другой канал", "Other channel"),
-    "unknown": ("Канал не известен", "Unknown channel"),
-}
 ATTRIBUTION_LABELS = {
     "session": ("Сессия", "Session"),
     "messenger": ("Мессенджер", "Messenger"),
@@ -69,12 +55,6 @@ LANGS = ("ru", "en")
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
-
-
-def channel_label(channel: str | None, lang: str = "ru") -> str:
-    if not channel:
-        return _pick(CHANNEL_LABELS["unknown"], lang)
-    return _pick(CHANNEL_LABELS[channel], lang) if channel in CHANNEL_LABELS else channel
 
 
 def attribution_label(kind: str | None, lang: str = "ru") -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
 from core.db import insert_ignoring_conflicts, utcnow
+from core.messengers import excluded_channel_reason
 from core.models import Integration, WebhookEvent
 
 TALK_FIELDS = (
@@ -169,12 +170,13 @@ def dedupe_key(item: TalkItem) -> str:
 # object), which took a tenth off the endpoint's CPU (bench.webhook_ingest, docs/benchmarks.md).
 _BY_TOKEN_HASH = sa.select(
     Integration.id, Integration.account_id, Integration.is_active, Integration.status, Integration.last_event_at,
+    Integration.excluded_channels,
 ).where(Integration.webhook_token_hash == sa.bindparam("token_hash"))
 
 
 def find_integration_by_webhook_token(session: Session, webhook_token: str) -> sa.Row | None:
-    """The integration a webhook url belongs to: a row with id, account_id, is_active, status and
-    last_event_at (what `store_webhook` needs), or None."""
+    """The integration a webhook url belongs to: a row with id, account_id, is_active, status,
+    last_event_at and excluded_channels (what `store_webhook` needs), or None."""
     if not webhook_token or len(webhook_token) > 200:
         return None
     return session.connection().execute(_BY_TOKEN_HASH, {"token_hash": sha256_hex(webhook_token)}).first()
@@ -193,6 +195,9 @@ def initial_status(integration, item: TalkItem) -> tuple[str, str | None]:
         return "skipped", "беседа не завершена (is_in_work≠0)"
     if not integration.is_active:
         return "ignored", "интеграция не активна"
+    excluded = excluded_channel_reason(integration.excluded_channels, item.fields.get("origin"))
+    if excluded:
+        return "ignored", excluded
     if integration.status == "needs_reauth":
         return "parked", "нужно переподключить amoCRM"
     return "received", None
