@@ -67,3 +67,21 @@ def test_the_phone_as_amocrm_held_it_is_kept():
     c = contact(phones=[" 5521912345678 "])
     assert (contact_phone(c), contact_phone_raw(c)) == ("+5521912345678", "5521912345678")
     assert contact_phone_raw(None) is None
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("12345", 12345), (" 12345 ", 12345), ("#12345", 12345), (" #12345\n", 12345), ("%31%32", 12),
+    ("%2531%2532", 12), ("null", None), ("NULL", None), ("undefined", None), ("", None), ("   ", None), (None, None),
+    ("abc", None), ("12 34", None),
+])
+def test_session_ids_as_live_accounts_hold_them(raw, expected):
+    from core.attribution import parse_session_id
+
+    assert parse_session_id(raw) == expected
+
+
+def test_null_and_undefined_are_empty_not_a_bad_number():
+    from core.attribution import clean_session_value
+
+    assert [clean_session_value(v) for v in ("null", "undefined", " ", "%20")] == [None, None, None, None]
+    assert clean_session_value(" abc ") == "abc"
