@@ -541,6 +541,7 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("origin", "Код канала amoCRM", "amoCRM channel code"),
     CsvColumn("contact_name", "Имя контакта", "Contact name"),
     CsvColumn("phone", "Телефон", "Phone"),
+    CsvColumn("phone_raw", "Телефон как в amoCRM", "Phone as in amoCRM"),
     CsvColumn("email", "Email", "Email"),
     CsvColumn("site", "Сайт", "Site"),
     CsvColumn("campaign", "Рекламная кампания", "Ad campaign"),
@@ -563,8 +564,8 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("closed_at", "Беседа закрыта ({tz})", "Talk closed ({tz})"),
 )
 _CSV_SOURCE = (
-    "id", "created_at", "channel", "origin", "contact_name", "phone", "email", "site_id", "campaign_id", "source_id",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
+    "id", "created_at", "channel", "origin", "contact_name", "phone", "phone_raw", "email", "site_id", "campaign_id",
+    "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
     "visitor_id", "attribution", "attribution_reason", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
     "closed_at",
 )
@@ -624,7 +625,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     try:
         for partition in result.partitions():
             lines = []
-            for (rid, created_at, channel, origin, name, phone, email, site_id, campaign_id, source_id, utm_source,
+            for (rid, created_at, channel, origin, name, phone, phone_raw, email, site_id, campaign_id, source_id, utm_source,
                  utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
                  attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at) in partition:
                 label = channels.get(channel)
@@ -632,7 +633,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
                     label = channels[channel] = safe(channel_label(channel, lang))
                 base = bases.get(integration_id)
                 lines.append((
-                    rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(email),
+                    rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(phone_raw), safe(email),
                     sites.get(site_id), campaigns.get(campaign_id), sources.get(source_id), safe(utm_source),
                     safe(utm_medium), safe(utm_campaign), safe(utm_term), safe(utm_content), safe(referrer),
                     safe(entrance_page), session_id, safe(visitor_id), attributions.get(attribution) or safe(attribution),
