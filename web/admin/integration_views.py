@@ -105,7 +105,8 @@ class IntegrationsView(AdminAccess, BaseView):
         for m in KNOWN_MESSENGERS:
             row = by_name.get(m.name)
             if row is None:
-                row = by_name[m.name] = {"name": m.name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
+                name = _("Online chat on the site") if m.channel == "site_chat" else m.name
+                row = by_name[m.name] = {"name": name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
                 rows.append(row)
             row["origins"].append(m.origin)
         known = {o for r in rows for o in r["origins"]}

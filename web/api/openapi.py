@@ -153,7 +153,7 @@ SCHEMAS: dict[str, dict] = {
     "Request": _obj({
         "id": ID, "integration_id": ID, "integration_name": N_TEXT,
         "talk_id": {"type": "integer"}, "chat_id": N_TEXT, "origin": N_TEXT,
-        "channel": {"type": "string", "description": "site_chat, telegram, whatsapp, instagram, facebook, vk, viber, avito, tiktok, other, unknown…"},
+        "channel": {"type": "string", "description": "site_chat, telegram, whatsapp, instagram, facebook, vk, viber, avito, tiktok, email, sms, apple_messages, other, unknown…"},
         "contact_name": N_TEXT, "phone": _nullable({"type": "string", "description": "E.164 when it parses, e.g. +79151234567"}),
         "phone_raw": _nullable({"type": "string", "description": "the phone exactly as amoCRM held it (`phone` is its E.164 reading)"}),
         "email": N_TEXT, "created_at": DATETIME, "closed_at": N_DATETIME,
