@@ -72,8 +72,12 @@ def test_a_foreign_phone_without_plus_becomes_its_country_s_e164_and_the_raw_val
     close_chat(amo, origin="com.wazzup24.wz", contact={"name": "Maria", "phones": ["5521912345678"]})
     close_chat(amo, origin="telegram", contact={"name": "Иван", "phones": ["8 916 123-45-67"]})
     drain(app)
-    phones = sorted((r["phone"], r["phone_raw"], r["channel"]) for r in requests_of(client, api))
+    rows = requests_of(client, api)
+    phones = sorted((r["phone"], r["phone_raw"], r["channel"]) for r in rows)
     assert phones == [("+5521912345678", "5521912345678", "whatsapp"), ("+79161234567", "8 916 123-45-67", "telegram")]
+    # the reason names the messenger with its capitals (it used to read «wazzup whatsapp»)
+    [wazzup] = [r for r in rows if r["channel"] == "whatsapp"]
+    assert "для мессенджера Wazzup WhatsApp нет соответствия" in wazzup["attribution_reason"]
 
 
 @pytest.mark.parametrize("lead_value", [None, "null", "  "])
