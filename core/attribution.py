@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from sqlalchemy.orm import Session
 
 from core.messengers import messenger_name
 from core.models import Campaign, Integration, MessengerMapping, Site, Source, VisitorSession
 
-_SESSION_ID = re.compile(r"^\s*#?(\d{1,18})\s*$")
+_SESSION_ID = re.compile(r"#?(\d{1,18})\Z")
+# What the site's own scripts write into the field when they had no session (JavaScript's String(null)…).
+_EMPTY_WORDS = {"", "null", "undefined", "none", "nan", "false"}
 
 
 @dataclass
@@ -24,11 +27,32 @@ class Attribution:
     source_id: int | None = None
 
 
-def parse_session_id(raw: str | None) -> int | None:
-    if not raw:
+def clean_session_value(raw: str | None) -> str | None:
+    """The field's value as our script meant it, or None when it holds nothing. Live accounts hold
+    the id padded, after a "#", percent-encoded (`%31%32`), or the string "null"/"undefined"."""
+    if raw is None:
         return None
-    m = _SESSION_ID.match(raw)
+    text = str(raw)
+    for _ in range(2):  # encoded once by a site script, sometimes twice by a tag manager
+        if "%" not in text:
+            break
+        text = unquote(text)
+    text = text.strip()
+    return None if text.lower() in _EMPTY_WORDS else text
+
+
+def parse_session_id(raw: str | None) -> int | None:
+    text = clean_session_value(raw)
+    if not text:
+        return None
+    m = _SESSION_ID.match(text)
     return int(m.group(1)) if m else None
+
+
+def _sentence(notes: list[str]) -> str:
+    """Notes joined into one sentence; only its first letter is raised (names keep their capitals)."""
+    text = "; ".join(notes)
+    return text[:1].upper() + text[1:]
 
 
 def _name(session: Session, model, id_: int | None) -> str:
@@ -57,24 +81,28 @@ def attribute(
     session_field_value: str | None,
     origin: str | None,
     mappings: dict[str, MessengerMapping] | None = None,
+    field_note: str | None = None,
 ) -> Attribution:
-    notes = []
+    """`field_note` says where the field's value was found when it was not the chosen entity."""
+    notes = [field_note] if field_note else []
+    session_field_value = clean_session_value(session_field_value)
     session_id = parse_session_id(session_field_value)
     if session_field_value and session_id is None:
         notes.append(f"в поле сессии не число ({session_field_value[:40]!r})")
     if session_id is not None:
         vs = session.get(VisitorSession, session_id)
         if vs is not None and vs.account_id == integration.account_id:
+            where = f" ({field_note})" if field_note else ""
             return Attribution(
                 kind="session",
-                reason=f"Сессия {vs.id} из поля amoCRM: {_describe(session, vs.campaign_id, vs.source_id, vs.site_id)}",
+                reason=f"Сессия {vs.id} из поля amoCRM{where}: {_describe(session, vs.campaign_id, vs.source_id, vs.site_id)}",
                 session=vs,
                 site_id=vs.site_id,
                 campaign_id=vs.campaign_id,
                 source_id=vs.source_id,
             )
         notes.append(f"сессия {session_id} не найдена в аккаунте")
-    elif not session_field_value:
+    elif not session_field_value and not field_note:
         notes.append("поле сессии пусто")
 
     if mappings is None:
@@ -87,7 +115,7 @@ def attribute(
             site_id = campaign.site_id if campaign else None
         return Attribution(
             kind="messenger",
-            reason=f"{'; '.join(notes).capitalize()}. Мессенджер {messenger_name(origin)}: "
+            reason=f"{_sentence(notes)}. Мессенджер {messenger_name(origin)}: "
             f"{_describe(session, mapping.campaign_id, mapping.source_id, mapping.site_id)}",
             site_id=site_id,
             campaign_id=mapping.campaign_id,
@@ -101,13 +129,13 @@ def attribute(
         campaign = session.get(Campaign, campaign_id) if campaign_id else None
         return Attribution(
             kind="default",
-            reason=f"{'; '.join(notes).capitalize()}. По умолчанию: {_describe(session, campaign_id, None, None)}",
+            reason=f"{_sentence(notes)}. По умолчанию: {_describe(session, campaign_id, None, None)}",
             site_id=campaign.site_id if campaign else None,
             campaign_id=campaign_id if campaign else None,
         )
     return Attribution(
         kind="default",
-        reason=f"{'; '.join(notes).capitalize()}. По умолчанию: "
+        reason=f"{_sentence(notes)}. По умолчанию: "
         f"{_describe(session, None, integration.default_source_id, integration.default_site_id)}",
         site_id=integration.default_site_id,
         source_id=integration.default_source_id,

@@ -1,4 +1,4 @@
-"""Reading amoCRM entities: the contact's name, first phone (E.164) and first email, and a custom
+"""Reading amoCRM entities: the contact's name, first phone (E.164, and as held) and first email, and a custom
 field's value (the session id). Field values come in the v4 shape `custom_fields_values[{field_id,
 field_code, values[{value, enum_code|enum}]}]`, which may be null (amocrm-api.md §4)."""
 from __future__ import annotations
@@ -34,18 +34,44 @@ def _first_of(entity: dict | None, code: str, names: set[str]) -> str | None:
     return None
 
 
+def _parse(text: str, region: str | None):
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
 def normalise_phone(raw: str | None, region: str = "RU") -> str | None:
-    """E.164 when the number parses (8 915… and 915… are Russian numbers); otherwise the raw text trimmed."""
+    """E.164 when the number parses; otherwise the raw text trimmed.
+
+    A number without "+" is read two ways: as written with a "+" in front (messenger-created
+    contacts hold `5521912345678`, Brazil) and as a national number of `region` (`8 916…`, `916…`,
+    `7916…`). The reading that phonenumbers calls valid wins. When both are valid the national one
+    wins, because the account's own country is the likelier one and a foreign number written in full
+    is seldom also a valid Russian one; when neither is valid, the national reading is kept if it is
+    a possible number (as before). The value as amoCRM held it is kept next to it (`phone_raw`)."""
     if not raw:
         return None
     text = raw.strip()
-    try:
-        number = phonenumbers.parse(text, region)
-        if phonenumbers.is_possible_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
-        pass
-    return text[:40] or None
+    if not text:
+        return None
+    if text.startswith("+"):
+        written = _parse(text, None)
+        if written is not None and phonenumbers.is_possible_number(written):
+            return phonenumbers.format_number(written, phonenumbers.PhoneNumberFormat.E164)
+        return text[:40]
+    national = _parse(text, region)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    international = _parse("+" + digits, None) if digits else None
+    if national is not None and phonenumbers.is_valid_number(national):
+        best = national
+    elif international is not None and phonenumbers.is_valid_number(international):
+        best = international
+    elif national is not None and phonenumbers.is_possible_number(national):
+        best = national
+    else:
+        return text[:40]
+    return phonenumbers.format_number(best, phonenumbers.PhoneNumberFormat.E164)
 
 
 def contact_name(contact: dict | None) -> str | None:
@@ -58,7 +84,13 @@ def contact_name(contact: dict | None) -> str | None:
 
 
 def contact_phone(contact: dict | None, region: str = "RU") -> str | None:
-    return normalise_phone(_first_of(contact, "PHONE", PHONE_NAMES), region)
+    return normalise_phone(contact_phone_raw(contact), region)
+
+
+def contact_phone_raw(contact: dict | None) -> str | None:
+    """The first phone exactly as amoCRM holds it (trimmed), so a wrong E.164 guess loses nothing."""
+    raw = _first_of(contact, "PHONE", PHONE_NAMES)
+    return raw[:100] if raw else None
 
 
 def contact_email(contact: dict | None) -> str | None:
@@ -75,4 +107,16 @@ def custom_field_value(entity: dict | None, field_id: int | None) -> str | None:
                 return _first_value(field)
         except (TypeError, ValueError):
             continue
+    return None
+
+
+def custom_field_value_by_name(entity: dict | None, field_name: str | None) -> str | None:
+    """The first value of the field called `field_name` (case and spaces ignored): the way to find
+    "the same" field on another entity, whose fields have ids of their own."""
+    wanted = (field_name or "").strip().casefold()
+    if not wanted:
+        return None
+    for field in _fields(entity):
+        if str(field.get("field_name") or "").strip().casefold() == wanted:
+            return _first_value(field)
     return None

@@ -133,11 +133,11 @@ def _check_token(checks: list[Check], client) -> bool:
 
 
 def _check_webhook(checks: list[Check], client, services: Services, integration: Integration) -> None:
-    from core.integrations import webhook_url
+    from core.integrations import our_webhook, webhook_url, webhook_url_forms
 
     url = webhook_url(services, integration)
     try:
-        hooks = client.list_webhooks(url)
+        hooks = client.find_webhooks(webhook_url_forms(url))
     except AmoCrmError as exc:
         checks.append(Check("webhook", False, N_("Could not read the webhooks from amoCRM: %(error)s"),
                             N_("Check again in a minute."), {"error": str(exc)}))
@@ -147,7 +147,7 @@ def _check_webhook(checks: list[Check], client, services: Services, integration:
         checks.append(Check("webhook", False, N_("amoCRM has no webhook with our «Webhook url»: closed chats will not reach us."),
                             N_("Press «Register the webhook in amoCRM», or add the «Webhook url» in amoCRM → Settings → Integrations → Webhooks for the event «Беседа изменена».")))
         return
-    hook = hooks[0]
+    hook = our_webhook(hooks, WEBHOOK_EVENTS)
     events = set(hook.get("settings") or [])
     if hook.get("disabled"):
         integration.webhook_disabled = True

@@ -4,6 +4,7 @@ The Data API and the admin call these same functions.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -13,7 +14,8 @@ from core.amocrm.errors import HostNotAllowed
 from core.amocrm.hosts import check_url
 from core.catalog import NotFound, ValidationFailed, get_owned
 from core.crypto import new_token, sha256_hex
-from core.models import Campaign, Integration, MessengerMapping, Site, Source
+from core.messengers import KNOWN_MESSENGERS, channel_for_origin
+from core.models import Campaign, ChatRequest, Integration, MessengerMapping, Site, Source
 from core.services import Services
 
 YOURDOMAIN = "YOURDOMAIN"
@@ -21,6 +23,8 @@ DEFAULT_AMOCRM_URL = f"https://{YOURDOMAIN}.amocrm.ru"
 DEFAULT_TOKEN_URL = f"https://{YOURDOMAIN}.amocrm.ru/oauth2/access_token"
 TRAFFIC_TYPES = ("campaign", "source_site")
 FIELD_ENTITIES = ("leads", "contacts")
+MAX_EXCLUDED_CHANNELS = 50
+_CHANNEL_CODE = re.compile(r"[a-z0-9_]{1,30}\Z")
 
 
 class ActivationBlocked(ValidationFailed):
@@ -88,7 +92,7 @@ def update_integration(session: Session, services: Services, integration: Integr
     known = {
         "name", "amocrm_url", "token_url", "client_id", "client_secret", "session_field_id", "session_field_name",
         "session_field_entity", "traffic_type", "default_campaign_id", "default_source_id", "default_site_id",
-        "messenger_mappings", "is_active",
+        "messenger_mappings", "excluded_channels", "is_active",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -135,6 +139,8 @@ def update_integration(session: Session, services: Services, integration: Integr
         integration.default_site_id = _optional_owned(session, Site, account_id, data["default_site_id"], "default_site_id")
     if "messenger_mappings" in data:
         set_mappings(session, integration, data["messenger_mappings"])
+    if "excluded_channels" in data:
+        integration.excluded_channels = _channels(data["excluded_channels"])
     if "is_active" in data:
         if not isinstance(data["is_active"], bool):
             raise ValidationFailed("is_active must be true or false", "is_active")
@@ -145,6 +151,28 @@ def update_integration(session: Session, services: Services, integration: Integr
         integration.is_active = data["is_active"]
     session.flush()
     return integration
+
+
+def _channels(raw) -> list[str]:
+    if not isinstance(raw, list) or len(raw) > MAX_EXCLUDED_CHANNELS:
+        raise ValidationFailed(f"excluded_channels must be a list (at most {MAX_EXCLUDED_CHANNELS}) of channel codes such as "
+                               "email, site_chat, telegram", "excluded_channels")
+    for value in raw:
+        if not isinstance(value, str) or not _CHANNEL_CODE.match(value):
+            raise ValidationFailed(f"excluded_channels: {str(value)[:40]!r} is not a channel code (lower-case letters, "
+                                   "digits and _, e.g. email)", "excluded_channels")
+    return sorted(set(raw))
+
+
+def channel_choices(session: Session, integration: Integration) -> list[str]:
+    """The channels «Какие каналы передавать» offers: the known ones, then every other channel this
+    integration has received (an unknown origin is "other"), then any excluded one not among them."""
+    known = list(dict.fromkeys(["site_chat"] + [m.channel for m in KNOWN_MESSENGERS if m.channel != "other"]))
+    seen = [channel_for_origin(origin) for origin in seen_origins(session, integration.id)]
+    recent = (sa.select(ChatRequest.channel).where(ChatRequest.integration_id == integration.id)
+              .order_by(ChatRequest.id.desc()).limit(20_000).subquery())  # cheap on a large table
+    recorded = session.scalars(sa.select(recent.c.channel).distinct().limit(100))
+    return list(dict.fromkeys(known + seen + [c for c in recorded if c] + list(integration.excluded_channels or [])))
 
 
 def set_mappings(session: Session, integration: Integration, raw) -> None:
@@ -211,6 +239,22 @@ def webhook_url(services: Services, integration: Integration) -> str:
     return services.webhook_url(services.secrets.decrypt(integration.webhook_token_enc))
 
 
+def webhook_url_forms(url: str) -> tuple[str, str]:
+    """The url as we show and register it (trailing slash), then as integrations registered before
+    it had one: amoCRM keeps such hooks, and both reach the same endpoint."""
+    bare = url.rstrip("/")
+    return bare + "/", bare
+
+
+def our_webhook(hooks: list[dict], events) -> dict | None:
+    """Of the hooks found under our url's forms, the one that delivers closes: subscribed to
+    `events` and enabled first, then subscribed, then any (None when there is none)."""
+    def rank(hook: dict) -> tuple[bool, bool]:
+        return set(events) <= set(hook.get("settings") or []), not hook.get("disabled")
+
+    return max(hooks, key=rank, default=None)
+
+
 def rotate_webhook_token(session: Session, services: Services, integration: Integration) -> str:
     """A leaked webhook url can be replaced; the old one answers 404 from then on."""
     token = _new_webhook_token(integration, services)
@@ -249,6 +293,7 @@ def to_dict(services: Services, integration: Integration) -> dict:
             {"origin": m.origin, "campaign_id": m.campaign_id, "source_id": m.source_id, "site_id": m.site_id}
             for m in integration.mappings
         ],
+        "excluded_channels": list(integration.excluded_channels or []),
         "is_active": integration.is_active,
         "last_error": integration.last_error,
         "last_event_at": integration.last_event_at.isoformat() if integration.last_event_at else None,

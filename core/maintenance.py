@@ -87,7 +87,7 @@ def check_webhooks(services: Services, *, now: datetime | None = None,
                    integration_ids: list[int] | None = None) -> list[Outcome]:
     """Read each connected integration's hook back from amoCRM and store what it says."""
     from core.amocrm.client import AmoCrmClient
-    from core.integrations import webhook_url
+    from core.integrations import our_webhook, webhook_url, webhook_url_forms
     from core.oauth_connect import WEBHOOK_EVENTS
 
     now = now or utcnow()
@@ -104,7 +104,7 @@ def check_webhooks(services: Services, *, now: datetime | None = None,
     outcomes = []
     for integration_id, url in targets:
         try:
-            hooks = AmoCrmClient(services, integration_id).list_webhooks(url)
+            hooks = AmoCrmClient(services, integration_id).find_webhooks(webhook_url_forms(url))
         except ReauthRequired as exc:
             outcomes.append(Outcome(integration_id, "needs_reauth", str(exc)))
             continue
@@ -112,7 +112,7 @@ def check_webhooks(services: Services, *, now: datetime | None = None,
             outcomes.append(Outcome(integration_id, "error", str(exc)))
             log.warning("integration %s: could not read the webhooks from amoCRM: %s", integration_id, exc)
             continue
-        hook = next((h for h in hooks if h.get("destination") == url), None)
+        hook = our_webhook(hooks, WEBHOOK_EVENTS)
         values: dict = {"webhook_checked_at": now}
         if hook is None or not set(WEBHOOK_EVENTS) <= set(hook.get("settings") or []):
             values.update(webhook_registered_at=None, webhook_disabled=False)

@@ -1,12 +1,15 @@
-"""Talk `origin` codes amoCRM sends, and the chat channel each one means.
+"""Talk `origin` codes amoCRM sends, the chat channel each one means, and the channels' names.
 
-amoCRM documents only a few origin strings (amocrm-api.md §2); the rest come from public front-end
-code or are unknown (VK, Viber, Avito and the site chat were found in no source). So the mapping is
-data: known codes get a name and channel, and every unknown code is still recorded and can be
-mapped by the admin from what production sends.
+amoCRM documents only a few origin strings (amocrm-api.md §2); the codes below are the ones seen on
+live accounts and in integrators' fixtures (§10), plus Kommo's international channels from its
+front-end bundle. The rest (VK, Viber, Avito and the amoCRM.ru site chat were found in no source)
+stay data: an unknown code is recorded as channel "other" and the admin maps it from what
+production sends. Guessing by substring misfired ("wa" made com.wazzup24.insta WhatsApp), so the
+only guess left matches whole words of the code (`com.example.whatsapp` → WhatsApp).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -18,12 +21,21 @@ class Messenger:
 
 
 KNOWN_MESSENGERS: tuple[Messenger, ...] = (
+    Messenger("onlinechat", "Online chat", "site_chat"),  # Kommo's site chat
     Messenger("telegram", "Telegram", "telegram"),
     Messenger("waba", "WhatsApp Business (Cloud API)", "whatsapp"),
     Messenger("com.amocrm.amocrmwa", "WhatsApp Lite", "whatsapp"),
     Messenger("amochats.whatsapp", "WhatsApp", "whatsapp"),
+    Messenger("com.wazzup24.wz", "Wazzup WhatsApp", "whatsapp"),
+    Messenger("com.wazzup.whatsapp", "Wazzup WhatsApp", "whatsapp"),
     Messenger("instagram_business", "Instagram", "instagram"),
+    Messenger("com.wazzup24.insta", "Wazzup Instagram", "instagram"),
+    Messenger("com.wazzup.instagram", "Wazzup Instagram", "instagram"),
     Messenger("facebook", "Facebook Messenger", "facebook"),
+    Messenger("com.apple.bm", "Apple Messages for Business", "apple_messages"),
+    Messenger("com.ringcentral.sms", "RingCentral SMS", "sms"),
+    Messenger("com.amocrm.mail", "E-mail", "email"),  # e-mail conversations are talks too (§10)
+    Messenger("tech.widget.e-chat", "E-chat", "other"),  # a widget for several messengers: which one is not in the code
     Messenger("vk", "ВКонтакте", "vk"),
     Messenger("viber", "Viber", "viber"),
     Messenger("avito", "Avito", "avito"),
@@ -38,38 +50,75 @@ KNOWN_MESSENGERS: tuple[Messenger, ...] = (
 )
 _BY_ORIGIN = {m.origin: m for m in KNOWN_MESSENGERS}
 
-# Origin substrings for codes we have not seen verbatim (guesses, documented in the README).
-_CHANNEL_HINTS = (
-    ("telegram", "telegram"),
-    ("whatsapp", "whatsapp"),
-    ("wa", "whatsapp"),
-    ("instagram", "instagram"),
-    ("facebook", "facebook"),
-    ("viber", "viber"),
-    ("vk", "vk"),
-    ("avito", "avito"),
-    ("tiktok", "tiktok"),
-    ("livechat", "site_chat"),
-    ("online_chat", "site_chat"),
-    ("onlinechat", "site_chat"),
-    ("crm_plugin", "site_chat"),
-    ("amo_social_button", "site_chat"),
-)
+# Whole words of an unknown code that name their messenger and nothing else.
+_CHANNEL_WORDS = {
+    "telegram": "telegram", "whatsapp": "whatsapp", "instagram": "instagram", "facebook": "facebook",
+    "viber": "viber", "avito": "avito", "tiktok": "tiktok", "vkontakte": "vk",
+}
+_WORD = re.compile(r"[a-z0-9]+")
+
+# (Russian, English) names of the channels of requests, as the reports, the dashboard and the
+# channel setting show them.
+CHANNEL_LABELS = {
+    "site_chat": ("Онлайн-чат на сайте", "Website chat"),
+    "telegram": ("Telegram", "Telegram"),
+    "whatsapp": ("WhatsApp", "WhatsApp"),
+    "instagram": ("Instagram", "Instagram"),
+    "facebook": ("Facebook Messenger", "Facebook Messenger"),
+    "vk": ("ВКонтакте", "VK"),
+    "viber": ("Viber", "Viber"),
+    "avito": ("Авито", "Avito"),
+    "tiktok": ("TikTok", "TikTok"),
+    "mercadolibre": ("Mercado Libre", "Mercado Libre"),
+    "lazada": ("Lazada", "Lazada"),
+    "apple_messages": ("Apple Messages for Business", "Apple Messages for Business"),
+    "sms": ("SMS", "SMS"),
+    "email": ("E-mail", "E-mail"),
+    "other": ("Другой канал", "Other channel"),
+    "unknown": ("Канал не известен", "Unknown channel"),
+}
+# Channels an integration does not pass until the admin switches them on: the spec passes chats
+# (the site chat and messengers), and e-mail conversations are not chats.
+DEFAULT_EXCLUDED_CHANNELS = ("email",)
+
+
+def _known(origin: str | None) -> Messenger | None:
+    if not origin:
+        return None
+    origin = origin.strip()
+    return _BY_ORIGIN.get(origin) or _BY_ORIGIN.get(origin.lower())
 
 
 def channel_for_origin(origin: str | None) -> str:
-    if not origin:
+    if not origin or not origin.strip():
         return "unknown"
-    origin = origin.strip().lower()
-    known = _BY_ORIGIN.get(origin)
+    known = _known(origin)
     if known:
         return known.channel
-    for needle, channel in _CHANNEL_HINTS:
-        if needle in origin:
-            return channel
+    for word in _WORD.findall(origin.lower()):
+        if word in _CHANNEL_WORDS:
+            return _CHANNEL_WORDS[word]
     return "other"
 
 
 def messenger_name(origin: str) -> str:
-    known = _BY_ORIGIN.get(origin)
+    known = _known(origin)
     return known.name if known else origin
+
+
+def channel_label(channel: str | None, lang: str = "ru") -> str:
+    if not channel:
+        channel = "unknown"
+    pair = CHANNEL_LABELS.get(channel)
+    if pair is None:
+        return channel
+    return pair[1] if lang == "en" else pair[0]
+
+
+def excluded_channel_reason(excluded_channels, origin: str | None) -> str | None:
+    """Why a talk from `origin` is not passed (its channel is switched off in the integration), or
+    None when it is passed. Shown on the event; switching the channel on and replaying records it."""
+    channel = channel_for_origin(origin)
+    if channel not in (excluded_channels or ()):
+        return None
+    return f"канал {channel_label(channel, 'ru')} не передаётся: включите его в настройках интеграции"

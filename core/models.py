@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
+from core.messengers import DEFAULT_EXCLUDED_CHANNELS
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_ID_FIELDS = ("gclid", "yclid", "fbclid")
@@ -174,6 +175,9 @@ class Integration(Base):
     default_source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sources.id", ondelete="SET NULL"))
     default_site_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sites.id", ondelete="SET NULL"))
     is_active: Mapped[bool] = mapped_column(default=False)
+    # «Какие каналы передавать», kept as the channels NOT passed so that a new channel is passed.
+    excluded_channels: Mapped[list] = mapped_column(
+        JSONType, default=lambda: list(DEFAULT_EXCLUDED_CHANNELS), server_default=sa.text("'[\"email\"]'"))
     status: Mapped[str] = mapped_column(sa.String(20), default="new")  # new | connected | needs_reauth
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -326,6 +330,8 @@ class ChatRequest(Base):
     channel: Mapped[str] = mapped_column(sa.String(30))
     contact_name: Mapped[str | None] = mapped_column(sa.String(300))
     phone: Mapped[str | None] = mapped_column(sa.String(40))
+    # The phone as amoCRM held it: `phone` is a guess at E.164 (core.contact_data.normalise_phone).
+    phone_raw: Mapped[str | None] = mapped_column(sa.String(100))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -21,7 +21,7 @@ from core.amocrm.oauth import exchange_code
 from core.amocrm.tokens import TokenManager
 from core.crypto import new_token, sha256_hex
 from core.db import utcnow
-from core.integrations import YOURDOMAIN, webhook_url
+from core.integrations import YOURDOMAIN, webhook_url, webhook_url_forms
 from core.models import Integration, OAuthState
 from core.services import Services
 from core.talk_processing import unpark_events
@@ -138,7 +138,7 @@ def complete_connect(services: Services, *, state: str | None, code: str | None,
             result.warnings.append(f"Could not read the amoCRM account: {exc}")
         session.commit()
         try:
-            client.register_webhook(webhook_url(services, integration), list(WEBHOOK_EVENTS))
+            _register(client, services, integration)
             integration.webhook_registered_at = utcnow()
             integration.webhook_disabled = False
             result.webhook_registered = True
@@ -152,12 +152,17 @@ def complete_connect(services: Services, *, state: str | None, code: str | None,
     return result
 
 
+def _register(client: AmoCrmClient, services: Services, integration: Integration) -> None:
+    url, legacy = webhook_url_forms(webhook_url(services, integration))
+    client.register_webhook(url, list(WEBHOOK_EVENTS), aliases=[legacy])
+
+
 def register_webhook(services: Services, integration_id: int) -> None:
     """The admin's «register again» button; raises AmoCrmError with amoCRM's answer."""
     client = AmoCrmClient(services, integration_id)
     with services.session_factory() as session:
         integration = session.get(Integration, integration_id)
-        client.register_webhook(webhook_url(services, integration), list(WEBHOOK_EVENTS))
+        _register(client, services, integration)
         integration.webhook_registered_at = utcnow()
         integration.webhook_disabled = False
         session.commit()

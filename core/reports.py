@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
+from core.messengers import CHANNEL_LABELS, channel_label  # noqa: F401 (the report's column names)
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 
 DEFAULT_TZ = "Europe/Moscow"
@@ -37,28 +38,13 @@ MAX_SEARCH_LENGTH = 200
 MAX_ID = 2**62
 
 REQUEST_COLUMNS = (
-    "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "email", "created_at",
-    "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
+    "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "phone_raw", "email",
+    "created_at", "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
     "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason",
     "amo_lead_id", "amo_contact_id",
 )
 EVENT_STATUSES = ("received", "processing", "done", "skipped", "ignored", "parked", "failed")
 
-CHANNEL_LABELS = {
-    "site_chat": ("Онлайн-чат на сайте", "Website chat"),
-    "telegram": ("Telegram", "Telegram"),
-    "whatsapp": ("WhatsApp", "WhatsApp"),
-    "instagram": ("Instagram", "Instagram"),
-    "facebook": ("Facebook Messenger", "Facebook Messenger"),
-    "vk": ("ВКонтакте", "VK"),
-    "viber": ("Viber", "Viber"),
-    "avito": ("Авито", "Avito"),
-    "tiktok": ("TikTok", "TikTok"),
-    "mercadolibre": ("Mercado Libre", "Mercado Libre"),
-    "lazada": ("Lazada", "Lazada"),
-    "other": ("Другой канал", "Other channel"),
-    "unknown": ("Канал не известен", "Unknown channel"),
-}
 ATTRIBUTION_LABELS = {
     "session": ("Сессия", "Session"),
     "messenger": ("Мессенджер", "Messenger"),
@@ -69,12 +55,6 @@ LANGS = ("ru", "en")
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
-
-
-def channel_label(channel: str | None, lang: str = "ru") -> str:
-    if not channel:
-        return _pick(CHANNEL_LABELS["unknown"], lang)
-    return _pick(CHANNEL_LABELS[channel], lang) if channel in CHANNEL_LABELS else channel
 
 
 def attribution_label(kind: str | None, lang: str = "ru") -> str:
@@ -561,6 +541,7 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("origin", "Код канала amoCRM", "amoCRM channel code"),
     CsvColumn("contact_name", "Имя контакта", "Contact name"),
     CsvColumn("phone", "Телефон", "Phone"),
+    CsvColumn("phone_raw", "Телефон как в amoCRM", "Phone as in amoCRM"),
     CsvColumn("email", "Email", "Email"),
     CsvColumn("site", "Сайт", "Site"),
     CsvColumn("campaign", "Рекламная кампания", "Ad campaign"),
@@ -583,8 +564,8 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("closed_at", "Беседа закрыта ({tz})", "Talk closed ({tz})"),
 )
 _CSV_SOURCE = (
-    "id", "created_at", "channel", "origin", "contact_name", "phone", "email", "site_id", "campaign_id", "source_id",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
+    "id", "created_at", "channel", "origin", "contact_name", "phone", "phone_raw", "email", "site_id", "campaign_id",
+    "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
     "visitor_id", "attribution", "attribution_reason", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
     "closed_at",
 )
@@ -644,7 +625,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     try:
         for partition in result.partitions():
             lines = []
-            for (rid, created_at, channel, origin, name, phone, email, site_id, campaign_id, source_id, utm_source,
+            for (rid, created_at, channel, origin, name, phone, phone_raw, email, site_id, campaign_id, source_id, utm_source,
                  utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
                  attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at) in partition:
                 label = channels.get(channel)
@@ -652,7 +633,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
                     label = channels[channel] = safe(channel_label(channel, lang))
                 base = bases.get(integration_id)
                 lines.append((
-                    rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(email),
+                    rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(phone_raw), safe(email),
                     sites.get(site_id), campaigns.get(campaign_id), sources.get(source_id), safe(utm_source),
                     safe(utm_medium), safe(utm_campaign), safe(utm_term), safe(utm_content), safe(referrer),
                     safe(entrance_page), session_id, safe(visitor_id), attributions.get(attribution) or safe(attribution),

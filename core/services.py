@@ -36,7 +36,9 @@ class Services:
         return self.settings.public("/oauth/amocrm/callback")
 
     def webhook_url(self, webhook_token: str) -> str:
-        return self.settings.public(f"/webhooks/amocrm/{webhook_token}")
+        """With a trailing slash: Kommo's webhook form refuses a url without one ("Invalid URL"),
+        amoCRM's accepts both, and the endpoint answers both forms (amocrm-api.md §10)."""
+        return self.settings.public(f"/webhooks/amocrm/{webhook_token}/")
 
 
 def build_services(settings: Settings, session_factory: sessionmaker[Session], redis_client=None) -> Services:

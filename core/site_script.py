@@ -15,6 +15,12 @@ for the first 10 s, then every 2 s; it calls `setMeta` once per (button object, 
 again when the session changes (a new campaign, a return after 30 idle minutes) or the button
 object is replaced. ES5, no dependencies, every call guarded: it can never break the page.
 
+Live installations show the first `setMeta` is not always applied (§10: Roistat waits for the
+button, some sites re-send it every few seconds, a Kommo integrator found its writes unreliable), so
+the script also hands the session again the moment it matters: when the visitor opens the chat or
+picks a messenger. It subscribes through the button's command queue, `amoSocialButton('onButtonClick',
+fn)` and `('onChatShow', fn)` (Kommo: `crmPlugin(...)`), as soon as the queue exists, once per queue.
+
 What amoCRM does not document (§6 [inf]): whether `setMeta` merges with or replaces metadata the
 site set itself, and that it must run before the visitor's first message (the lead is made then).
 """
@@ -26,6 +32,8 @@ import re
 from core.models import Integration
 
 BUTTON_OBJECTS = ("amo_social_button", "crm_plugin")  # amoCRM, Kommo
+BUTTON_QUEUES = ("amoSocialButton", "crmPlugin")  # their command queues (callbacks are registered there)
+REAPPLY_ON = ("onButtonClick", "onChatShow")  # a messenger chosen, the chat opened
 
 
 def _comment_safe(text: str) -> str:
@@ -48,6 +56,7 @@ def render_site_script(field_id: int, entity: str = "lead", integration_name: st
         "(function (w) {\n"
         f"  var FIELD_ID = {int(field_id)}, ENTITY = {json.dumps(entity)}; // поле сессии {where} в amoCRM\n"
         f"  var BUTTONS = {json.dumps(list(BUTTON_OBJECTS))}, handed = [];\n"
+        f"  var QUEUES = {json.dumps(list(BUTTON_QUEUES))}, EVENTS = {json.dumps(list(REAPPLY_ON))}, hooked = [];\n"
         "  function meta(id) {\n"
         "    var m = {};\n"
         "    m[ENTITY] = {custom_fields: [{id: FIELD_ID, values: [{value: id}]}]};\n"
@@ -57,23 +66,34 @@ def render_site_script(field_id: int, entity: str = "lead", integration_name: st
         "    for (var i = 0; i < handed.length; i++) if (handed[i][0] === b) return handed[i];\n"
         "    return null;\n"
         "  }\n"
-        "  function hand() {\n"
+        "  function hand(again) {\n"
         "    var cs = w.Chatsource, id = cs && typeof cs.getSessionId === 'function' ? cs.getSessionId() : null;\n"
         "    if (!id) return;\n"
         "    id = String(id);\n"
         "    for (var i = 0; i < BUTTONS.length; i++) {\n"
         "      var b = w[BUTTONS[i]], h = b && handedTo(b);\n"
-        "      if (!b || typeof b.setMeta !== 'function' || (h && h[1] === id)) continue;\n"
+        "      if (!b || typeof b.setMeta !== 'function' || (h && h[1] === id && again !== true)) continue;\n"
         "      try {\n"
         "        b.setMeta(meta(id));\n"
         "        if (h) h[1] = id; else handed.push([b, id]);\n"
         "      } catch (e) {}\n"
         "    }\n"
         "  }\n"
-        "  if (w.addEventListener) w.addEventListener('chatsource:session', hand);\n"
-        "  if (w.Chatsource && typeof w.Chatsource.onReady === 'function') w.Chatsource.onReady(hand);\n"
+        "  function handAgain() { hand(true); }\n"
+        "  function hook() {\n"
+        "    for (var i = 0; i < QUEUES.length; i++) {\n"
+        "      var q = w[QUEUES[i]], seen = false;\n"
+        "      if (typeof q !== 'function') continue;\n"
+        "      for (var j = 0; j < hooked.length; j++) if (hooked[j] === q) seen = true;\n"
+        "      if (seen) continue;\n"
+        "      hooked.push(q);\n"
+        "      for (var k = 0; k < EVENTS.length; k++) try { q(EVENTS[k], handAgain); } catch (e) {}\n"
+        "    }\n"
+        "  }\n"
+        "  if (w.addEventListener) w.addEventListener('chatsource:session', function () { hand(); });\n"
+        "  if (w.Chatsource && typeof w.Chatsource.onReady === 'function') w.Chatsource.onReady(function () { hand(); });\n"
         "  var n = 0;\n"
-        "  (function tick() { hand(); setTimeout(tick, ++n < 40 ? 250 : 2000); })();\n"
+        "  (function tick() { hook(); hand(); setTimeout(tick, ++n < 40 ? 250 : 2000); })();\n"
         "})(window);\n"
         "</script>"
     )

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.errors import AmoApiError, AmoBlocked, AmoCrmError, AmoTransient, ReauthRequired
-from core.attribution import attribute
-from core.contact_data import contact_email, contact_name, contact_phone, custom_field_value
+from core.attribution import attribute, clean_session_value
+from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
+                               custom_field_value_by_name)
 from core.db import insert_ignoring_conflicts, utcnow
-from core.messengers import channel_for_origin
+from core.messengers import channel_for_origin, excluded_channel_reason
 from core.models import ChatRequest, Integration, WebhookEvent
 from core.ratelimit import RateLimitTimeout
 from core.services import Services
@@ -174,8 +175,13 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
         )
         pending = []
         for event in events:
+            # The channel is checked again here: it may have been switched off since the webhook,
+            # and a replay after switching it on must find it on.
+            excluded = excluded_channel_reason(integration.excluded_channels, event.item.get("origin"))
             if event.talk_id in existing:
                 _finish([event], "done", "обращение по этой беседе уже записано", existing[event.talk_id])
+            elif excluded:
+                _finish([event], "ignored", excluded)
             else:
                 pending.append(event)
         session.commit()
@@ -183,12 +189,14 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
             return 0
 
         contact_ids = {_int(e.item.get("contact_id")) for e in pending} - {None}
-        lead_ids = {_int(e.item.get("entity_id")) for e in pending if e.item.get("entity_type") == "lead"} - {None}
         client = AmoCrmClient(services, integration_id)
         contacts = client.get_contacts(sorted(contact_ids)) if contact_ids else {}
-        leads = {}
-        if integration.session_field_entity == "leads" and integration.session_field_id and lead_ids:
-            leads = client.get_leads(sorted(lead_ids))
+        # The lead is needed for the session field when it is the chosen entity, and when the chosen
+        # contact's field is empty (the value may be on the lead): still one batched call.
+        lead_ids = {_lead_id(e.item) for e in pending
+                    if integration.session_field_entity == "leads"
+                    or session_field_value(integration, contacts.get(_int(e.item.get("contact_id"))), "contacts") is None} - {None}
+        leads = client.get_leads(sorted(lead_ids)) if integration.session_field_id and lead_ids else {}
 
         mappings = {m.origin: m for m in integration.mappings}
         recorded = 0
@@ -215,12 +223,12 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
 def record_request(session: Session, integration: Integration, event: WebhookEvent, contacts: dict, leads: dict, mappings: dict) -> int:
     item = event.item
     contact_id = _int(item.get("contact_id"))
-    lead_id = _int(item.get("entity_id")) if item.get("entity_type") == "lead" else None
+    lead_id = _lead_id(item)
     contact = contacts.get(contact_id) if contact_id else None
-    source_entity = leads.get(lead_id) if integration.session_field_entity == "leads" else contact
-    field_value = custom_field_value(source_entity, integration.session_field_id)
+    field_value, field_note = read_session_field(integration, leads.get(lead_id) if lead_id else None, contact)
     origin = (item.get("origin") or "").strip() or None
-    result = attribute(session, integration, session_field_value=field_value, origin=origin, mappings=mappings)
+    result = attribute(session, integration, session_field_value=field_value, origin=origin, mappings=mappings,
+                       field_note=field_note)
     vs = result.session
     reason = result.reason
     if item.get(SOURCE_KEY) == RECONCILIATION_SOURCE:
@@ -234,6 +242,7 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         channel=channel_for_origin(origin),
         contact_name=contact_name(contact),
         phone=contact_phone(contact),
+        phone_raw=contact_phone_raw(contact),
         email=contact_email(contact),
         created_at=_ts(item.get("created_at")) or event.received_at,
         closed_at=_ts(item.get("updated_at")) or event.received_at,
@@ -261,6 +270,38 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
             sa.select(ChatRequest.id).where(ChatRequest.integration_id == integration.id, ChatRequest.talk_id == event.talk_id)
         )
     return new_id
+
+
+_ENTITY_NAMES = {"leads": ("сделке", "сделки"), "contacts": ("контакте", "контакта")}
+
+
+def session_field_value(integration: Integration, entity: dict | None, entity_type: str) -> str | None:
+    """The session field of a lead or contact, cleaned ("null", "%31%32", padding); None when empty.
+    The chosen entity is read by the field's id; the other one (whose fields have their own ids)
+    by the field's id, then by its name."""
+    value = custom_field_value(entity, integration.session_field_id)
+    if clean_session_value(value) is None and entity_type != integration.session_field_entity:
+        value = custom_field_value_by_name(entity, integration.session_field_name)
+    return clean_session_value(value)
+
+
+def read_session_field(integration: Integration, lead: dict | None, contact: dict | None) -> tuple[str | None, str | None]:
+    """(value, note): the chosen entity's session field first, then the other entity's; the note
+    says so when the value came from the other one («поле сессии пусто в сделке, взято из контакта»)."""
+    chosen = integration.session_field_entity
+    other = "contacts" if chosen == "leads" else "leads"
+    entities = {"leads": lead, "contacts": contact}
+    value = session_field_value(integration, entities[chosen], chosen)
+    if value is not None or not integration.session_field_id:
+        return value, None
+    value = session_field_value(integration, entities[other], other)
+    if value is None:
+        return None, None
+    return value, f"поле сессии пусто в {_ENTITY_NAMES[chosen][0]}, взято из {_ENTITY_NAMES[other][1]}"
+
+
+def _lead_id(item: dict) -> int | None:
+    return _int(item.get("entity_id")) if item.get("entity_type") == "lead" else None
 
 
 def _finish(events, status: str, reason: str | None, request_id: int | None = None) -> None:

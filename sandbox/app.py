@@ -313,7 +313,9 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
         try:
             tokens = st.token_grant(params)
         except OAuthError as exc:
-            return oauth_problem(exc.hint, int(st.settings["oauth_error_status"]))
+            # An expired refresh token got HTTP 401 on a live account, the other hints 400 (§10).
+            status = 401 if exc.hint == "Token has expired" else int(st.settings["oauth_error_status"])
+            return oauth_problem(exc.hint, status)
         return Response(_dumps(tokens), status=200, mimetype="application/json")
 
     @app.get("/oauth2/account/current/subdomain")
@@ -327,6 +329,23 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
     @app.get("/api/v4/account")
     def api_account() -> Response:
         return hal(st.account_json(_with_param()))
+
+    @app.get("/api/v4/talks")
+    def api_talks() -> Response:
+        # Production code pages with limit=250&page=N; filter[is_in_work] is accepted and ignored,
+        # as an integrator reports of live accounts (§10).
+        limit, page = _limit_page()
+        rows = st.query_talks()
+        start = (page - 1) * limit
+        chunk = rows[start:start + limit]
+        if not chunk:
+            return empty(204)
+        links = {"self": _page_href(st, limit, page)}
+        if start + limit < len(rows):
+            links["next"] = _page_href(st, limit, page + 1)
+        if page > 1:
+            links["prev"] = _page_href(st, limit, page - 1)
+        return hal({"_page": page, "_links": links, "_embedded": {"talks": chunk}})
 
     @app.get("/api/v4/talks/<int:id>")
     def api_talk(id: int) -> Response:

@@ -918,6 +918,7 @@ class SandboxState:
             "origin": t["origin"],
             "missed_at": t["missed_at"],
             "account_id": self.settings["account_id"],
+            "status": self._talk_status(t),
             "_links": self._link(f"/api/v4/talks/{t['talk_id']}"),
             "_embedded": {
                 "contacts": [{"id": t["contact_id"], "_links": self._link(f"/api/v4/contacts/{t['contact_id']}")}],
@@ -925,6 +926,19 @@ class SandboxState:
                 "customers": [],
             },
         }
+
+    @staticmethod
+    def _talk_status(t: dict[str, Any]) -> str:
+        """Live talks carry `status` (in_work | closed | nps_scheduled | nps_in_progress | with_error,
+        §10); the sandbox's NPS bot keeps a talk in work while it asks, so "closing" is nps_in_progress."""
+        if not t["is_in_work"]:
+            return "closed"
+        return "nps_in_progress" if t["closing"] else "in_work"
+
+    def query_talks(self) -> list[dict[str, Any]]:
+        """`GET /api/v4/talks`: every talk, newest first [inf: the order is not documented]."""
+        with self.lock:
+            return [self.talk_json(t) for t in sorted(self.talks.values(), key=lambda t: t["talk_id"], reverse=True)]
 
     def get_talk(self, talk_id: int) -> dict[str, Any] | None:
         with self.lock:

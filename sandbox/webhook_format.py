@@ -3,8 +3,8 @@
 amoCRM posts webhooks as ``application/x-www-form-urlencoded`` with PHP-style
 bracket keys (fact sheet §3 "Encoding" [doc RU:crm_platform/webhooks-format, KO]):
 
-    talk[update][0][talk_id]=191&talk[update][0][is_in_work]=0&...
-    &account[subdomain]=sub&account[id]=123&account[_links][self]=https://sub.amocrm.ru
+    account[subdomain]=sub&account[id]=123&account[_links][self]=https://sub.amocrm.ru
+    &talk[update][0][talk_id]=191&talk[update][0][is_in_work]=0&...
 
 * every value is a string, booleans are ``"1"`` / ``"0"``;
 * several entities share one body under indices ``0..n``;
@@ -159,7 +159,8 @@ def encode_talk_events(
     talks: Iterable[Mapping[str, Any]],
     account: Mapping[str, Any],
 ) -> list[tuple[str, str]]:
-    """Pairs of a talk webhook body: ``talk[{action}][i][field]`` for each talk, then the account keys.
+    """Pairs of a talk webhook body: the account keys FIRST (as live accounts send them, fact sheet
+    §10), then ``talk[{action}][i][field]`` for each talk.
 
     *action* is ``"add"`` or ``"update"`` (``"add_talk"``/``"update_talk"`` are accepted too).
     *talks* are talk mappings in the REST shape (``GET /api/v4/talks/{id}``: booleans as
@@ -169,7 +170,7 @@ def encode_talk_events(
         entity, action = EVENT_TO_KEY[action]
         if entity != "talk":
             raise ValueError(f"not a talk event: {entity}")
-    return encode_entity_events("talk", action, talks, TALK_FIELDS) + account_pairs(account)
+    return account_pairs(account) + encode_entity_events("talk", action, talks, TALK_FIELDS)
 
 
 def encode_body(pairs: Iterable[tuple[str, str]]) -> str:

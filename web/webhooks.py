@@ -1,4 +1,4 @@
-"""`POST /webhooks/amocrm/<webhook_token>`: validate, store, commit, enqueue, answer fast.
+"""`POST /webhooks/amocrm/<webhook_token>/` (with or without the slash): validate, store, commit, enqueue, answer fast.
 
 amoCRM allows 2 s per delivery and disables a hook after 100 invalid replies in 2 hours, so nothing
 here talks to amoCRM; a 2xx is sent only once every talk item is committed to the inbox.
@@ -21,6 +21,10 @@ bp = Blueprint("webhooks", __name__)
 csrf.exempt(bp)
 
 
+# Both forms, one handler and no redirect (amoCRM does not follow redirects, and Flask would answer
+# a 308 for the missing or extra slash): urls are shown with the slash Kommo's form insists on, and
+# hooks registered before that keep theirs without it.
+@bp.post("/webhooks/amocrm/<webhook_token>/")
 @bp.post("/webhooks/amocrm/<webhook_token>")
 def amocrm_webhook(webhook_token: str):
     settings = current_app.extensions["chatsource.services"].settings

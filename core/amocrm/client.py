@@ -144,12 +144,28 @@ class AmoCrmClient:
             hooks = [h for h in hooks if h.get("destination") == destination]
         return hooks
 
-    def register_webhook(self, destination: str, events: Iterable[str]) -> dict:
+    def find_webhooks(self, destinations: Iterable[str]) -> list[dict]:
+        """The hooks registered under any of `destinations` (one url written in several forms), in
+        the order of `destinations`."""
+        found: list[dict] = []
+        for destination in dict.fromkeys(destinations):
+            found.extend(self.list_webhooks(destination))
+        return found
+
+    def register_webhook(self, destination: str, events: Iterable[str], aliases: Iterable[str] = ()) -> dict:
         """Subscribe `destination` to `events`, keeping events it already has: amoCRM REPLACES the
-        settings list of an existing destination, so we send the union."""
+        settings list of an existing destination, so we send the union.
+
+        `aliases` are other forms of the same url (without the trailing slash, as we registered it
+        before): when only an alias is registered, that hook is updated instead of adding a second
+        one that would deliver every close twice."""
+        hooks = self.find_webhooks([destination, *aliases])
+        if hooks and not any(h.get("destination") == destination for h in hooks):
+            destination = hooks[0]["destination"]
         existing: set[str] = set()
-        for hook in self.list_webhooks(destination):
-            existing.update(hook.get("settings") or [])
+        for hook in hooks:
+            if hook.get("destination") == destination:
+                existing.update(hook.get("settings") or [])
         settings = sorted(existing | set(events))
         return self._request("POST", "/api/v4/webhooks", json={"destination": destination, "settings": settings}) or {}
 

@@ -359,6 +359,27 @@ def test_our_session_first_then_the_button_and_again_when_the_session_changes(cl
     assert api_session(client, api, new_sid)["campaign_id"] == tracked.winter
 
 
+@pytest.mark.parametrize("button, installed_first", [("amo_social_button", True), ("crm_plugin", True),
+                                                     ("amo_social_button", False)])
+def test_the_session_is_handed_again_when_the_chat_opens_or_a_messenger_is_chosen(shop, tracked, page, button, installed_first):
+    """Live sites show the first setMeta is not always applied: opening the chat (onChatShow) or
+    choosing a messenger (onButtonClick) hands the same session again, whichever loaded first."""
+    shop.reset(tracking_code=tracked.snippet, site_script=render_site_script(LEAD_FIELD, "lead"),
+               button=button if installed_first else None)
+    sid = go(page, shop.url + AUTUMN)
+    if not installed_first:
+        page.evaluate(f"__installButton({json.dumps(button)})")
+    assert handed_value(page, "lead", LEAD_FIELD, sid) == str(sid)
+    assert len(page.evaluate("window.__meta")) == 1
+    # The script subscribes from its poll; amoCRM fires the callback once it is registered.
+    page.wait_for_function("() => window.__fire('onButtonClick', 'whatsapp', 'https://wa.me/1') > 0")
+    assert len(page.evaluate("window.__meta")) == 2
+    assert page.evaluate("window.__fire('onChatShow')") == 1
+    calls = page.evaluate("window.__meta")
+    assert len(calls) == 3 and {c["button"] for c in calls} == {button}
+    assert all(c["meta"] == {"lead": {"custom_fields": [{"id": LEAD_FIELD, "values": [{"value": str(sid)}]}]}} for c in calls)
+
+
 # --- end to end with the amoCRM sandbox ---------------------------------------------------------
 
 

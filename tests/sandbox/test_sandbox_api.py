@@ -6,7 +6,7 @@ from sandbox_helpers import control
 
 TALK_KEYS = {
     "talk_id", "created_at", "updated_at", "rate", "contact_id", "chat_id", "entity_id", "entity_type",
-    "is_in_work", "is_read", "origin", "missed_at", "account_id", "_embedded", "_links",
+    "is_in_work", "is_read", "origin", "missed_at", "account_id", "status", "_embedded", "_links",
 }
 
 

@@ -199,3 +199,14 @@ def test_current_subdomain_endpoint(amo, http):
     assert r.json()["domain"] == amo.host
     assert http.get(f"{amo.url}/oauth2/account/current/subdomain",
                     headers={"X-Refresh-Token": "nope"}).status_code == 401
+
+
+def test_an_expired_refresh_token_is_401_with_its_hint(amo, http):
+    """As a live account answered (fact sheet §10); other refresh errors stay 400."""
+    amo.configure(refresh_ttl=60)
+    tokens = authorize(amo, http)
+    amo.state.advance_clock(61)
+    r = refresh(amo, http, tokens["refresh_token"])
+    assert r.status_code == 401 and r.json()["hint"] == "Token has expired" and r.json()["status"] == 401
+    assert r.json()["title"] == "Некорректный запрос"
+    _assert_oauth_error(refresh(amo, http, "not-a-token"), "Cannot decrypt the refresh token")

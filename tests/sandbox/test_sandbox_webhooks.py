@@ -29,6 +29,9 @@ ACCOUNT = {"subdomain": "sub", "id": 123, "self_url": "https://sub.amocrm.ru"}
 def test_encode_talk_events_exact_pairs():
     pairs = encode_talk_events("update", [_talk()], ACCOUNT)
     assert pairs == [
+        ("account[subdomain]", "sub"),  # the account block comes first on live accounts (§10)
+        ("account[id]", "123"),
+        ("account[_links][self]", "https://sub.amocrm.ru"),
         ("talk[update][0][talk_id]", "191"),
         ("talk[update][0][created_at]", "1726581000"),
         ("talk[update][0][updated_at]", "1726581548"),
@@ -40,9 +43,6 @@ def test_encode_talk_events_exact_pairs():
         ("talk[update][0][is_in_work]", "0"),
         ("talk[update][0][is_read]", "1"),
         ("talk[update][0][origin]", "telegram"),
-        ("account[subdomain]", "sub"),
-        ("account[id]", "123"),
-        ("account[_links][self]", "https://sub.amocrm.ru"),
     ]
     # several talks in one body, indices 0..n; "update_talk" is accepted as the action too
     batch = encode_talk_events("update_talk", [_talk(), _talk(talk_id=192, is_in_work=True, entity_id=None,
@@ -84,7 +84,7 @@ def test_real_delivery_of_add_read_and_close(api, receiver, http):
     assert add["method"] == "POST"
     assert add["content_type"] == "application/x-www-form-urlencoded"
     keys = [k for k, _ in add["pairs"]]
-    assert keys == [f"talk[add][0][{f}]" for f in TALK_FIELDS] + ACCOUNT_KEYS
+    assert keys == ACCOUNT_KEYS + [f"talk[add][0][{f}]" for f in TALK_FIELDS]
     form = dict(add["pairs"])
     assert form["talk[add][0][talk_id]"] == str(chat["talk_id"])
     assert form["talk[add][0][is_in_work]"] == "1" and form["talk[add][0][is_read]"] == "0"
@@ -100,7 +100,7 @@ def test_real_delivery_of_add_read_and_close(api, receiver, http):
 
     assert api.post(f"/api/v4/talks/{chat['talk_id']}/close", json={"force_close": True}).status_code == 202
     close = receiver.wait_for(3)[2]
-    assert [k for k, _ in close["pairs"]] == [f"talk[update][0][{f}]" for f in TALK_FIELDS] + ACCOUNT_KEYS
+    assert [k for k, _ in close["pairs"]] == ACCOUNT_KEYS + [f"talk[update][0][{f}]" for f in TALK_FIELDS]
     form = dict(close["pairs"])
     assert form["talk[update][0][is_in_work]"] == "0"
     assert form["talk[update][0][talk_id]"] == str(chat["talk_id"])

@@ -103,6 +103,24 @@ def test_the_webhook_is_read_back_from_amocrm(client, api, amo, services, accoun
         assert [w.code for w in dashboard.integration_warnings(session, account_id, setup.integration_id)] == ["webhook_missing"]
 
 
+def test_a_hook_registered_without_the_trailing_slash_still_counts(client, api, amo, services, account_id):
+    """Integrations registered before the url gained its slash keep their hook: it is recognised,
+    and registering again updates it instead of adding a second hook (every close twice)."""
+    from core import oauth_connect
+
+    setup = connected_integration(client, api, amo)
+    assert setup.webhook_url.endswith("/")
+    [hook] = hooks(amo)
+    amo.state.delete_webhook(hook["destination"])
+    legacy = setup.webhook_url.rstrip("/")
+    amo.state.upsert_webhook(legacy, ["update_talk"])
+    assert maintenance.check_webhooks(services)[0].result == "ok"
+
+    oauth_connect.register_webhook(services, setup.integration_id)
+    [hook] = hooks(amo)
+    assert hook["destination"] == legacy and "update_talk" in hook["settings"]
+
+
 def test_periodic_run_summarises(client, api, amo, services, account_id):
     setup = connected_integration(client, api, amo)
     set_refreshed(services, setup.integration_id, days_ago=20)

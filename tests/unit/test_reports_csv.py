@@ -28,7 +28,7 @@ def test_headers_names_links_and_local_times(services, account_id):
     with services.session_factory() as session:
         cat = seed_catalog(session, services, account_id)
         row = add_request(session, account_id, cat.integration_id, T0, contact_name="Иван Петров", phone="+79151234567",
-                          email="ivan@example.ru", channel="site_chat", origin=None, campaign_id=cat.campaign_id,
+                          phone_raw="8 (915) 123-45-67", email="ivan@example.ru", channel="site_chat", origin=None, campaign_id=cat.campaign_id,
                           site_id=cat.site_id, source_id=cat.source_id, attribution="session", utm_source="yandex",
                           referrer="https://ya.ru/", entrance_page="https://shop.example.ru/?utm_source=yandex",
                           attribution_reason="сессия 42 найдена")
@@ -45,6 +45,7 @@ def test_headers_names_links_and_local_times(services, account_id):
     assert values["Сделка в amoCRM"] == f"https://shop.amocrm.ru/leads/detail/{row.amo_lead_id}"
     assert values["Контакт в amoCRM"] == f"https://shop.amocrm.ru/contacts/detail/{row.amo_contact_id}"
     assert values["utm_source"] == "yandex" and values["Причина атрибуции"] == "сессия 42 найдена"
+    assert (values["Телефон"], values["Телефон как в amoCRM"]) == ("'+79151234567", "8 (915) 123-45-67")
 
     en = parse(export(services, account_id, lang="en", tz="UTC", delimiter=";"), delimiter=";")
     values = dict(zip(en[0], en[1]))

@@ -181,6 +181,20 @@ def test_dead_refresh_token_marks_needs_reauth(services, caplog):
     assert TokenManager(services).access_token(iid) == "access-new"
 
 
+def test_expired_refresh_token_answered_401_is_terminal_too(services):
+    """A live account answered an expired refresh token with HTTP 401, not 400 (fact sheet §10)."""
+    iid = add_integration(services, refresh="refresh-old")
+    body = json.dumps({"hint": "Token has expired", "title": "Некорректный запрос", "status": 401,
+                       "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson"})
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, status=401, body=body, content_type="application/problem+json")
+        with pytest.raises(ReauthRequired, match="Token has expired"):
+            TokenManager(services).access_token(iid)
+        assert len(rsps.calls) == 2  # one retry with the same token, then no more
+    r = row(services, iid)
+    assert r.status == "needs_reauth" and "Token has expired" in r.last_error
+
+
 def test_rejected_refresh_uses_tokens_rotated_elsewhere(services):
     """amoCRM rejects our refresh token because another writer rotated it meanwhile: use theirs."""
     iid = add_integration(services)

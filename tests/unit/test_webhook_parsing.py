@@ -75,3 +75,23 @@ def test_dedupe_key_same_for_same_item_and_different_for_a_later_change():
     b = parse_webhook(pairs(encode_talk_body("update", [talk(9)], ACCOUNT))).talks[0]
     c = parse_webhook(pairs(encode_talk_body("update", [talk(9, updated_at=1726590000)], ACCOUNT))).talks[0]
     assert dedupe_key(a) == dedupe_key(b) != dedupe_key(c)
+
+
+@pytest.mark.parametrize("raw", [
+    [("leads[update][0][tags][]", "a"), ("leads[update][0][tags][]", "b")],  # [] parts, repeated
+    [("contacts[update][0][id]", "1"), ("contacts[update][0][id]", "1")],  # the same key twice
+    [("unsorted[add][0][source_data]", "x"), ("unsorted[add][0][source_data][from]", "y")],  # value and group
+    [("message[add][0][text", "unclosed bracket")],
+    [("leads[update][0][id]", "1"), ("", "no name")],
+])
+def test_bodies_of_other_events_never_fail_the_parser(raw):
+    parsed = parse_webhook(raw + [("account[id]", "123")])
+    assert parsed.talks == [] and parsed.account == {"id": "123"}
+
+
+def test_talk_items_stay_strict_next_to_tolerated_entities():
+    raw = [("leads[update][0][tags][]", "a"), ("talk[update][0][talk_id]", "1"), ("talk[update][0][talk_id]", "2")]
+    with pytest.raises(MalformedWebhook, match="twice"):
+        parse_webhook(raw)
+    with pytest.raises(MalformedWebhook, match="empty"):
+        parse_webhook([("talk[update][][talk_id]", "1")])

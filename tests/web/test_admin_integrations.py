@@ -392,3 +392,26 @@ def test_the_oauth_code_never_reaches_the_logs():
                          {"REQUEST_METHOD": "GET", "RAW_URI": line, "PATH_INFO": path, "QUERY_STRING": query,
                           "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"}, datetime.timedelta(seconds=0.01))
     assert "SECRET" not in atoms["r"] + atoms["q"] and "state=***" in atoms["q"]
+
+
+def test_which_channels_to_pass_is_a_checkbox_list_saved_with_the_settings(admin, app, amo):
+    row = connected(admin, amo)
+    page = text(admin.get(setup_url(row)))
+    assert "Какие каналы передавать" in page
+    offered = re.findall(r'name="channel_offered" value="([a-z0-9_]+)"', page)
+    assert {"site_chat", "telegram", "whatsapp", "instagram", "email", "sms"} <= set(offered)
+    ticked = set(re.findall(r'name="channel_on" value="([a-z0-9_]+)" checked', page))
+    assert ticked == set(offered) - {"email"}  # e-mail is off by default, every other channel on
+    assert re.search(r'for="channel_email">E-mail<', page) and re.search(r'for="channel_site_chat">Онлайн-чат на сайте<', page)
+
+    response = save(admin, row, channel_offered=offered, channel_on=[c for c in offered if c != "telegram"])
+    assert response.status_code == 302
+    assert integration(app, row.id).excluded_channels == ["telegram"]
+    page = text(admin.get(setup_url(row)))
+    assert 'value="email" checked' in page and 'value="telegram" checked' not in page
+
+    # A channel amoCRM sent that we do not know is offered too (an unknown origin is «other»).
+    chat = amo.state.create_chat(contact={"name": "Анна"}, origin="amo.ext.custom-channel")
+    amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
+    page = text(admin.get(setup_url(row)))
+    assert 'name="channel_offered" value="other"' in page and 'value="other" checked' in page

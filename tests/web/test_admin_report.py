@@ -142,6 +142,18 @@ def test_a_row_has_every_column_and_opens_amocrm(admin, report, services):
     assert "divany_cpc" in utm and 'href="https://shop.example.ru/sofa/"' in utm
 
 
+def test_the_phone_as_amocrm_held_it_is_shown_beside_its_e164_reading(admin, report, services):
+    _cat, _other, ids = report
+    with services.session_factory() as session:
+        from core.models import ChatRequest
+
+        session.get(ChatRequest, ids[13]).phone_raw = "8 (915) 000-00-13"
+        session.commit()
+    page = text(admin.get("/admin/requests/", query_string={"q": "client13@example.ru"}))
+    row = page[page.index(f'data-id="{ids[13]}"'):]
+    assert 'title="Как в amoCRM: 8 (915) 000-00-13"' in row[:row.index("</tr>")]
+
+
 def test_pages_by_number_and_by_cursor_agree(admin, report):
     first = text(admin.get("/admin/requests/?per_page=25"))
     next_url = html.unescape(NEXT.search(first).group(1))

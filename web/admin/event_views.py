@@ -29,7 +29,7 @@ STATUS_LABELS = {
     "processing": N_("processing"),
     "done": N_("done"),
     "skipped": N_("skipped (chat not finished)"),
-    "ignored": N_("ignored (integration off)"),
+    "ignored": N_("ignored (integration or channel off)"),
     "parked": N_("parked (reconnect amoCRM)"),
     "failed": N_("failed"),
 }

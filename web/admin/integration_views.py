@@ -26,12 +26,13 @@ from core import integrations, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.diagnostics import check_integration
-from core.messengers import KNOWN_MESSENGERS, channel_for_origin, messenger_name
+from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
 from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
+from web.i18n import current_locale
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,8 @@ class IntegrationsView(AdminAccess, BaseView):
         for m in KNOWN_MESSENGERS:
             row = by_name.get(m.name)
             if row is None:
-                row = by_name[m.name] = {"name": m.name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
+                name = _("Online chat on the site") if m.channel == "site_chat" else m.name
+                row = by_name[m.name] = {"name": name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
                 rows.append(row)
             row["origins"].append(m.origin)
         known = {o for r in rows for o in r["origins"]}
@@ -150,6 +152,7 @@ class IntegrationsView(AdminAccess, BaseView):
             default_site_id=integration.default_site_id,
             is_active=integration.is_active,
             mappings={m.origin: {"campaign_id": m.campaign_id, "source_id": m.source_id, "site_id": m.site_id} for m in integration.mappings},
+            excluded_channels=list(integration.excluded_channels or []),
         )
         return values
 
@@ -164,7 +167,23 @@ class IntegrationsView(AdminAccess, BaseView):
         values["mappings"] = {}
         for i, origin in self._posted_rows(form):
             values["mappings"][origin] = {k: _int_or_none(form.get(f"map_{k}_{i}")) for k in ("campaign_id", "source_id", "site_id")}
+        if "channel_offered" in form:
+            values["excluded_channels"] = self._excluded_channels(integration, form)
         return values
+
+    @staticmethod
+    def _excluded_channels(integration: Integration, form) -> list[str]:
+        """The channels offered and left unticked, plus those excluded earlier that were not offered."""
+        offered = set(form.getlist("channel_offered"))
+        ticked = set(form.getlist("channel_on"))
+        earlier = set(integration.excluded_channels or []) - offered
+        return sorted((offered - ticked) | earlier)
+
+    def _channel_rows(self, integration: Integration, values: dict) -> list[dict]:
+        lang = current_locale()
+        excluded = set(values.get("excluded_channels") or [])
+        return [{"code": code, "label": channel_label(code, lang), "on": code not in excluded}
+                for code in integrations.channel_choices(db.session, integration)]
 
     @staticmethod
     def _posted_rows(form) -> list[tuple[str, str]]:
@@ -209,6 +228,7 @@ class IntegrationsView(AdminAccess, BaseView):
             missing_field=missing_field,
             sites=sites, sources=sources, campaigns=campaigns,
             messenger_rows=self._messenger_rows(integration, values),
+            channel_rows=self._channel_rows(integration, values),
             requests_today=self._requests_today(integration),
             backfills=reconciliation.list_backfills(db.session, current_account_id(), integration.id),
             backfill_values=backfill_values or {},
@@ -336,6 +356,8 @@ class IntegrationsView(AdminAccess, BaseView):
             mappings.append(item)
             mapped_names.append(messenger_name(origin))
         data["messenger_mappings"] = mappings
+        if "channel_offered" in form:
+            data["excluded_channels"] = self._excluded_channels(integration, form)
         return data
 
     @expose("/<int:integration_id>/connect", methods=("POST",))

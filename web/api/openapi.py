@@ -50,6 +50,13 @@ TEXT = {"type": "string"}
 DATETIME = {"type": "string", "format": "date-time"}
 DAY = {"type": "string", "format": "date"}
 N_ID, N_TEXT, N_DATETIME = _nullable(ID), _nullable(TEXT), _nullable(DATETIME)
+CHANNEL_LIST = {
+    "type": "array", "maxItems": 50,
+    "items": {"type": "string", "pattern": "^[a-z0-9_]{1,30}$"},
+    "description": "«Какие каналы передавать», as the channels NOT passed (talks of them are kept as `ignored`; "
+                   "a channel not listed is passed): email, site_chat, telegram, whatsapp, instagram, … "
+                   "New integrations start with [\"email\"].",
+}
 MOMENT_TEXT = ("ISO 8601 date (`2026-11-24`, a whole local day) or date-time (`2026-11-24T10:00:00+03:00`); "
                "without an offset it is in `tz`.")
 
@@ -109,6 +116,7 @@ SCHEMAS: dict[str, dict] = {
         "traffic_type": {"type": "string", "enum": ["campaign", "source_site"]},
         "default_campaign_id": N_ID, "default_source_id": N_ID, "default_site_id": N_ID,
         "messenger_mappings": {"type": "array", "items": _ref("MessengerMapping")},
+        "excluded_channels": CHANNEL_LIST,
         "is_active": {"type": "boolean", "description": "activating checks that everything needed is set (422 `cannot_activate` lists what is missing)"},
     }, [], closed=True),
     "Warning": _obj({
@@ -134,6 +142,7 @@ SCHEMAS: dict[str, dict] = {
         "traffic_type": {"type": "string", "enum": ["campaign", "source_site"]},
         "default_campaign_id": N_ID, "default_source_id": N_ID, "default_site_id": N_ID,
         "messenger_mappings": {"type": "array", "items": _ref("MessengerMapping")},
+        "excluded_channels": CHANNEL_LIST,
         "is_active": {"type": "boolean"},
         "last_error": N_TEXT, "last_event_at": N_DATETIME,
         "site_script": _nullable({"type": "string", "description": "«Скрипт для вашего сайта», once the session field is chosen"}),
@@ -144,8 +153,9 @@ SCHEMAS: dict[str, dict] = {
     "Request": _obj({
         "id": ID, "integration_id": ID, "integration_name": N_TEXT,
         "talk_id": {"type": "integer"}, "chat_id": N_TEXT, "origin": N_TEXT,
-        "channel": {"type": "string", "description": "site_chat, telegram, whatsapp, instagram, facebook, vk, viber, avito, tiktok, other, unknown…"},
+        "channel": {"type": "string", "description": "site_chat, telegram, whatsapp, instagram, facebook, vk, viber, avito, tiktok, email, sms, apple_messages, other, unknown…"},
         "contact_name": N_TEXT, "phone": _nullable({"type": "string", "description": "E.164 when it parses, e.g. +79151234567"}),
+        "phone_raw": _nullable({"type": "string", "description": "the phone exactly as amoCRM held it (`phone` is its E.164 reading)"}),
         "email": N_TEXT, "created_at": DATETIME, "closed_at": N_DATETIME,
         "session_id": N_ID, "visitor_id": N_TEXT,
         "site_id": N_ID, "site_name": N_TEXT, "campaign_id": N_ID, "campaign_name": N_TEXT,

@@ -2,10 +2,21 @@
 // snippet it creates window.amo_social_button (Kommo: window.crm_plugin) whose setMeta(p) queues p
 // into .params until button.js arrives; here it also records every call for the test to read, and
 // "Написать в чат" hands the metadata to the test, which opens the chat in the amoCRM sandbox.
+// The snippet also creates the command queue (amoSocialButton, Kommo crmPlugin) where a site
+// registers callbacks such as 'onButtonClick' and 'onChatShow'; __fire plays amoCRM firing one.
 (function (w) {
+  var QUEUES = {amo_social_button: 'amoSocialButton', crm_plugin: 'crmPlugin'}, callbacks = {};
   w.__meta = [];
+  w.__fire = function (command) {
+    var args = Array.prototype.slice.call(arguments, 1), fns = callbacks[command] || [];
+    for (var i = 0; i < fns.length; i++) fns[i].apply(null, args);
+    return fns.length;
+  };
   w.__installButton = function (name) {
     w.__buttonAt = performance.now();
+    w[QUEUES[name]] = function (command, fn) {
+      if (typeof fn === 'function') (callbacks[command] = callbacks[command] || []).push(fn);
+    };
     w[name] = {
       id: 'stand-in', hash: 'stand-in', locale: 'ru', inline: false, params: [],
       setMeta: function (p) {

@@ -1,0 +1,52 @@
+"""Talk origin codes → channels, as live amoCRM and Kommo accounts send them (amocrm-api.md §10)."""
+import pytest
+
+from core.messengers import CHANNEL_LABELS, channel_for_origin, channel_label, messenger_name
+
+
+@pytest.mark.parametrize("origin, channel", [
+    ("telegram", "telegram"),
+    ("waba", "whatsapp"),
+    ("com.amocrm.amocrmwa", "whatsapp"),
+    ("instagram_business", "instagram"),
+    ("facebook", "facebook"),
+    ("onlinechat", "site_chat"),
+    ("com.wazzup24.wz", "whatsapp"),
+    ("com.wazzup24.insta", "instagram"),  # was WhatsApp: the "wa" substring of "wazzup"
+    ("com.wazzup.whatsapp", "whatsapp"),
+    ("com.wazzup.instagram", "instagram"),
+    ("com.amocrm.mail", "email"),
+    ("tech.widget.e-chat", "other"),
+    ("com.ringcentral.sms", "sms"),
+    ("com.apple.bm", "apple_messages"),
+])
+def test_live_origin_codes(origin, channel):
+    assert channel_for_origin(origin) == channel
+
+
+@pytest.mark.parametrize("origin", ["amo.ext.12345", "com.example.swap", "wave", "kvk.chat", "gmail.widget"])
+def test_codes_that_merely_contain_a_messenger_s_letters_stay_other(origin):
+    assert channel_for_origin(origin) == "other"
+
+
+def test_a_whole_word_in_an_unknown_code_still_names_its_messenger():
+    assert channel_for_origin("com.example.whatsapp") == "whatsapp"
+    assert channel_for_origin("ru.partner.Telegram-bot") == "telegram"
+
+
+def test_no_origin_is_unknown():
+    assert channel_for_origin(None) == channel_for_origin("") == channel_for_origin("  ") == "unknown"
+
+
+def test_names_keep_their_capitals_and_unknown_codes_show_as_sent():
+    assert messenger_name("com.wazzup24.insta") == "Wazzup Instagram"
+    assert messenger_name("com.amocrm.mail") == "E-mail"
+    assert messenger_name("amo.ext.MyChannel") == "amo.ext.MyChannel"
+
+
+def test_every_channel_has_a_label_in_both_languages():
+    from core.messengers import KNOWN_MESSENGERS
+
+    assert {m.channel for m in KNOWN_MESSENGERS} <= set(CHANNEL_LABELS)
+    assert channel_label("email", "ru") == "E-mail" and channel_label("site_chat", "en") == "Website chat"
+    assert channel_label("brand_new", "ru") == "brand_new"
