@@ -20,10 +20,12 @@ from flask import abort, current_app, flash, jsonify, redirect, request, session
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from core import integrations
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
+from core.crypto import new_token
 from core.diagnostics import check_integration
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
@@ -31,6 +33,7 @@ from core.oauth_connect import ConnectError, disconnect, register_webhook, start
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
+from web.oauth import BROWSER_BINDING_KEY
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +220,11 @@ class IntegrationsView(AdminAccess, BaseView):
         """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
         A failure is kept for step 1 of the setup page, where both paths land."""
         return_to = self._setup_url(integration.id)
+        # The callback completes without a confirmation only in this browser session, for this user.
+        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
         try:
-            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to)
+            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
+                                user_id=current_user.id, browser_binding=binding)
         except ConnectError as exc:
             db.session.commit()  # what the admin typed is kept
             message = connect_error(exc.code, exc.message)

@@ -95,6 +95,10 @@ CONNECT_ERRORS = {
     "bad_callback": N_("amoCRM's answer is incomplete: no authorisation code or account address."),
     "code_rejected": N_("amoCRM rejected the authorisation code (it is valid for 20 minutes and only once). Connect again."),
     "amocrm_unavailable": N_("amoCRM did not answer. Try again in a minute."),
+    "unknown_confirmation": N_("This confirmation link is unknown. Start connecting again from the integration settings."),
+    "confirmation_used": N_("This connection was already confirmed or cancelled. Start connecting again."),
+    "code_expired": N_("amoCRM's authorisation code is valid for 20 minutes and this one has expired. Connect again."),
+    "wrong_account": N_("This amoCRM connection belongs to another Chatsource account: only its users can confirm it. Nothing was connected."),
 }
 
 
