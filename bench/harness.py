@@ -294,6 +294,12 @@ class Stack:
             "AMOCRM_ALLOWED_HOSTS": f"*.amocrm.ru,*.amocrm.com,*.kommo.com,{sandbox_hosts}",
             "INSTANCE_DIR": str(self.run_dir / "instance"),
             "PYTHONUNBUFFERED": "1",
+            # Every benchmark client is 127.0.0.1: the per-IP quotas of /t/collect and sign-in would
+            # measure the limiter, not the endpoint (tests/security covers the limits themselves).
+            "TRACKING_HITS_PER_IP_PER_MINUTE": "100000000",
+            "TRACKING_NEW_SESSIONS_PER_IP_PER_MINUTE": "100000000",
+            "TRACKING_HITS_PER_SITE_PER_SECOND": "100000000",
+            "LOGIN_ATTEMPTS_PER_IP": "100000",
         })
         env.update(self.sizing)
         env.update(self.extra_env)
