@@ -157,30 +157,36 @@ def receive_callback(services: Services, *, state: str | None, code: str | None,
     return _exchange_and_finish(services, integration_id, code, referer_host, return_to)
 
 
-def _pending_row(session: Session, token: str | None, *, lock: bool = False) -> OAuthState:
+def _pending_row(session: Session, token: str | None, account_id: int, *, lock: bool = False) -> OAuthState:
+    """The parked connect behind a confirmation link, for a user of `account_id`. Another account's
+    user learns nothing about it (not even whether it was used or has expired) and spends nothing."""
+    unknown = ConnectError("unknown_confirmation", "This confirmation link is unknown: start the connection again from the integration.")
     if not token or len(token) > 100:
-        raise ConnectError("unknown_confirmation", "This confirmation link is unknown: start the connection again from the integration.")
+        raise unknown
     query = sa.select(OAuthState).where(OAuthState.confirm_hash == sha256_hex(token))
     row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
-        raise ConnectError("unknown_confirmation", "This confirmation link is unknown: start the connection again from the integration.")
+        raise unknown
+    if row.account_id != account_id:
+        raise ConnectError("wrong_account", "This amoCRM connection belongs to another Chatsource account; only its users can confirm it.")
     if row.confirmed_at is not None or row.pending_code_enc is None:
         raise ConnectError("confirmation_used", "This connection was already confirmed or cancelled: start it again.", row.integration_id)
     return row
 
 
-def _check_pending(row: OAuthState, account_id: int) -> None:
-    """Another account's user learns nothing about the integration, not even that the code expired."""
-    if row.account_id != account_id:
-        raise ConnectError("wrong_account", "This amoCRM connection belongs to another Chatsource account; only its users can confirm it.")
-    if utcnow() - row.pending_since > CODE_TTL:
-        raise ConnectError("code_expired", "amoCRM's authorisation code lives 20 minutes and this one has expired: connect again.", row.integration_id)
+def _code_expired(row: OAuthState) -> bool:
+    return utcnow() - row.pending_since > CODE_TTL
+
+
+def _expired_error(row: OAuthState) -> ConnectError:
+    return ConnectError("code_expired", "amoCRM's authorisation code lives 20 minutes and this one has expired: connect again.", row.integration_id)
 
 
 def confirmation_details(session: Session, token: str | None, account_id: int) -> ConfirmationDetails:
     """For the confirmation page of a signed-in user of `account_id`; raises `ConnectError`."""
-    row = _pending_row(session, token)
-    _check_pending(row, account_id)
+    row = _pending_row(session, token, account_id)
+    if _code_expired(row):
+        raise _expired_error(row)
     integration = session.get(Integration, row.integration_id)
     account = session.get(Account, row.account_id)
     return ConfirmationDetails(integration_id=row.integration_id, integration_name=integration.name,
@@ -189,19 +195,18 @@ def confirmation_details(session: Session, token: str | None, account_id: int) -
 
 
 def confirm_connect(services: Services, token: str | None, account_id: int) -> ConnectResult:
-    """The «Подключить» of the confirmation page: exchange the parked code. Single-use."""
+    """The «Подключить» of the confirmation page: exchange the parked code. Single-use: the link is
+    spent (and the code dropped) before the exchange, even when the code turns out to have expired."""
     with services.session_factory() as session:
-        row = _pending_row(session, token, lock=True)
-        if row.account_id != account_id:  # refused before the link is spent: the right users may still confirm
-            _check_pending(row, account_id)
+        row = _pending_row(session, token, account_id, lock=True)
         row.confirmed_at = utcnow()
         code = services.secrets.decrypt(row.pending_code_enc)
         row.pending_code_enc = None
         integration_id, referer_host, return_to = row.integration_id, row.pending_referer, row.return_to
-        try:
-            _check_pending(row, account_id)
-        finally:
-            session.commit()
+        expired = _code_expired(row)
+        session.commit()
+        if expired:
+            raise _expired_error(row)
     return _exchange_and_finish(services, integration_id, code, referer_host, return_to)
 
 

@@ -123,6 +123,7 @@ def test_an_api_started_connect_is_confirmed_by_a_user_of_the_account(app, amo, 
     # The confirmation link is single-use.
     again = browser.post(urlsplit(done.url).geturl(), data={"csrf_token": "x"}, timeout=10)
     assert again.status_code == 400 and "уже подтверждено" in again.text
+    assert intruder.get(done.url, timeout=10).status_code == 403  # to another account it stays a plain refusal
     assert amo.state.get_stats()["code_exchanges"] == 1
 
 
