@@ -13,7 +13,7 @@ import requests
 import sqlalchemy as sa
 
 from core.models import Integration, OAuthState
-from tests.web.admin_helpers import PASSWORD, csrf_from, login, make_user, post_form, text
+from tests.web.admin_helpers import PASSWORD, confirm_connect, csrf_from, login, make_user, post_form, text
 
 pytestmark = pytest.mark.e2e
 
