@@ -24,6 +24,8 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
 _WEBHOOK_TOKEN = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
 # The OAuth callback's one-time code and state (admin issue #3): spent at once, still credentials.
 _OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")
+# A parked OAuth connect's confirmation token (issue 10 §1), in its path or in the sign-in page's `next`.
+_CONFIRM_TOKEN = re.compile(r"((?:/|%2F)oauth(?:/|%2F)amocrm(?:/|%2F)confirm(?:/|%2F))[^/?&\s\"]+", re.I)
 
 
 class RedactingLogger(Logger):
@@ -35,6 +37,7 @@ class RedactingLogger(Logger):
         for key in ("r", "U", "q"):
             if key in atoms and isinstance(atoms[key], str):
                 atoms[key] = _WEBHOOK_TOKEN.sub(r"\1***", atoms[key])
+                atoms[key] = _CONFIRM_TOKEN.sub(r"\1***", atoms[key])
                 if callback:
                     atoms[key] = _OAUTH_SECRETS.sub(r"\1***", atoms[key])
         return atoms

@@ -14,8 +14,10 @@ Process logs are kept in `bench/results/runs/<name>-<time>/`.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import platform
 import signal
 import socket
@@ -41,6 +43,16 @@ CLIENT_SECRET = "chatsource-bench-secret"
 # Fixed keys: web and worker processes must share them (tokens are encrypted at rest).
 SECRET_KEY = "bench-secret-key-not-for-production-0123456789abcdef"
 TOKEN_KEY = "hLd0dZC6pI0kCSEg1r2T6_1pJgqGvl7dO5Ue6ZZ2x3M="
+BENCH_ADMIN_EMAIL = "bench@example.ru"
+BENCH_ADMIN_PASSWORD = "bench-admin-password"
+_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def _csrf(page_html: str) -> str:
+    match = _CSRF.search(page_html)
+    if not match:
+        raise BenchError("the page has no CSRF token")
+    return html.unescape(match.group(1) or match.group(2))
 
 
 class BenchError(RuntimeError):
@@ -247,6 +259,7 @@ class Stack:
         for args in (["db", "upgrade"], ["bootstrap"]):
             self._flask(env, args)
         self.api_token = self._flask(env, ["api-tokens", "create", "bench"]).strip().splitlines()[-1]
+        self._flask(env, ["users", "set", BENCH_ADMIN_EMAIL, "--password", BENCH_ADMIN_PASSWORD])
         self._start_sandboxes(env)
         self.start_web()
         if self.want_worker:
@@ -281,6 +294,12 @@ class Stack:
             "AMOCRM_ALLOWED_HOSTS": f"*.amocrm.ru,*.amocrm.com,*.kommo.com,{sandbox_hosts}",
             "INSTANCE_DIR": str(self.run_dir / "instance"),
             "PYTHONUNBUFFERED": "1",
+            # Every benchmark client is 127.0.0.1: the per-IP quotas of /t/collect and sign-in would
+            # measure the limiter, not the endpoint (tests/security covers the limits themselves).
+            "TRACKING_HITS_PER_IP_PER_MINUTE": "100000000",
+            "TRACKING_NEW_SESSIONS_PER_IP_PER_MINUTE": "100000000",
+            "TRACKING_HITS_PER_SITE_PER_SECOND": "100000000",
+            "LOGIN_ATTEMPTS_PER_IP": "100000",
         })
         env.update(self.sizing)
         env.update(self.extra_env)
@@ -363,6 +382,15 @@ class Stack:
             raise BenchError(f"{method} /api/v1{path} → {response.status_code}: {response.text[:500]}")
         return response.json()
 
+    def _confirm_connect(self, page):
+        """A connect started through the API is confirmed by a signed-in user of the account (issue 10 §1)."""
+        if "/login" in page.url:
+            page = self.http.post(page.url, timeout=60, data={
+                "email": BENCH_ADMIN_EMAIL, "password": BENCH_ADMIN_PASSWORD, "csrf_token": _csrf(page.text)})
+        if 'data-result="confirm"' in page.text:
+            page = self.http.post(page.url, data={"csrf_token": _csrf(page.text)}, timeout=60)
+        return page
+
     def _connect(self, account: Account) -> None:
         i = account.index
         site = self.api("POST", "/sites", {"name": f"Сайт {i}", "domain": f"shop{i}.example.ru"})
@@ -373,6 +401,7 @@ class Stack:
         })
         authorize = self.api("POST", f"/integrations/{integration['id']}/connect", {})["authorize_url"]
         page = self.http.get(authorize, timeout=60)  # the sandbox approves and redirects to our callback
+        page = self._confirm_connect(page)
         if 'data-result="connected"' not in page.text:
             raise BenchError(f"OAuth connect of account {i} failed ({page.status_code}):\n{page.text[:800]}")
         fields = self.api("GET", f"/integrations/{integration['id']}/custom-fields")["data"]

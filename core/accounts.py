@@ -52,8 +52,14 @@ def set_user(session: Session, account_id: int, email: str, password: str) -> Us
     user.password_hash = generate_password_hash(password)
     user.failed_logins = 0
     user.is_active = True
+    rotate_session_nonce(user)  # a new password signs out every session of the old one
     session.flush()
     return user
+
+
+def rotate_session_nonce(user: User) -> None:
+    """Sessions carry the user's nonce; a new one ends all of them (sign-out, password change)."""
+    user.session_nonce = new_token(16)[:32]
 
 
 def check_password(user: User, password: str) -> bool:

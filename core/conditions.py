@@ -13,41 +13,28 @@ A condition is ``{"param", "op", "value", "exclude"}``:
 
 * ``param`` — one of `CONDITION_PARAMS` (the session's entrance page, referrer, UTM tags, …);
 * ``op`` — ``eq`` (equals) or ``contains``: case-insensitive, both sides stripped; ``regex``:
-  `re.search` with IGNORECASE over the first `REGEX_INPUT_LIMIT` characters;
+  an RE2 search, case-insensitive, over the first `REGEX_INPUT_LIMIT` characters;
 * ``exclude`` — negates the condition ("utm_source is not yandex").
 
 A missing or None parameter is the empty string. An empty list of groups matches nothing (a campaign
 without rules never takes sessions); an empty group is ignored.
 
-Regexes are the marketer's and the matched text is the visitor's, so a careless or hostile pattern
-must not stall session creation. Python's `re` cannot be interrupted, hence three guards:
-
-1. validation rejects the shapes that backtrack exponentially or with a high polynomial degree —
-   a quantified group whose body is itself an ambiguous quantifier (``(a+)+``, ``(\\w+\\s?)*``) and
-   two overlapping unbounded quantifiers side by side (``.*.*``, ``\\w+\\w*``); a possessive
-   quantifier (``a++``) or an atomic group (``(?>…)``) is the way out the error message suggests;
-2. `matches` applies the same check, so rules that reached the database some other way are treated
-   as non-matching instead of being run;
-3. a leading or trailing ``.*`` (redundant for a search) is dropped before compiling, and only the
-   first `REGEX_INPUT_LIMIT` characters of the value are searched.
+Regexes are the marketer's and the matched text is the visitor's (public `POST /t/collect` hits), so
+no pattern may stall session creation. They run on RE2 (google-re2), a linear-time engine with no
+backtracking — the syntax Google Analytics filters use — case-insensitively over the first
+`REGEX_INPUT_LIMIT` characters of the value. What RE2 cannot run (backreferences, lookaround,
+possessive quantifiers, atomic groups, conditionals) is refused at validation with the construct named;
+a stored rule that never went through validation simply does not match.
 """
 from __future__ import annotations
 
 import json
-import re
-import string
 from functools import lru_cache
 from typing import Any, Hashable, Iterable, Mapping
 
-try:  # CPython's regex parser; only used to inspect patterns for catastrophic backtracking.
-    from re import _constants as _sre_c
-    from re import _parser as _sre_parse
-except ImportError:  # pragma: no cover - other Python versions / implementations
-    try:
-        import sre_constants as _sre_c  # type: ignore[no-redef]
-        import sre_parse as _sre_parse  # type: ignore[no-redef]
-    except ImportError:
-        _sre_c = _sre_parse = None
+import re2
+
+from core.text import N_
 
 CONDITION_PARAMS = (
     "entrance_page",
@@ -165,14 +152,17 @@ def _validate_condition(cond: Any, gi: int, ci: int) -> dict:
                 (gi, ci, "value"),
             )
         try:
-            re.compile(value, re.IGNORECASE)
-        except (re.error, RecursionError, OverflowError, ValueError) as exc:
+            compile_regex(value)
+        except UnsupportedRegex as exc:
             raise ConditionError(
-                f"{where}: the regular expression does not compile: {exc}.", (gi, ci, "value")
+                f"{where}: the regular expression uses {exc.construct}, which conditions do not support "
+                f"(they use RE2 syntax, as Google Analytics filters do).",
+                (gi, ci, "value"),
             ) from None
-        problem = regex_risk(value)
-        if problem:
-            raise ConditionError(f"{where}: the regular expression {problem}", (gi, ci, "value"))
+        except re2.error as exc:
+            raise ConditionError(
+                f"{where}: the regular expression does not compile: {_re2_reason(exc)}.", (gi, ci, "value")
+            ) from None
     else:
         value = value.strip()
         if len(value) > MAX_VALUE_LENGTH:
@@ -262,267 +252,68 @@ def _evaluate(cond: Mapping, params: Mapping[str, Any]) -> bool:
     return False
 
 
+# What RE2 refuses that Python's `re` (and so many a marketer's habit) has, by the start of RE2's
+# error text. The names are msgids: the admin shows them translated (web/admin/messages.py).
+_UNSUPPORTED = (
+    ("invalid perl operator: (?=", N_("a lookahead (?=…)")),
+    ("invalid perl operator: (?!", N_("a negative lookahead (?!…)")),
+    ("invalid perl operator: (?<=", N_("a lookbehind (?<=…)")),
+    ("invalid perl operator: (?<!", N_("a negative lookbehind (?<!…)")),
+    ("invalid perl operator: (?>", N_("an atomic group (?>…)")),
+    ("invalid perl operator: (?(", N_("a conditional (?(…)…)")),
+    ("invalid perl operator: (?#", N_("a comment (?#…)")),
+    ("invalid escape sequence: \\k", N_("a backreference \\k<name>")),
+)
+
+
+class UnsupportedRegex(ValueError):
+    """A valid Perl/Python construct RE2 has no linear-time way to run. `construct` is a msgid."""
+
+    def __init__(self, construct: str):
+        super().__init__(construct)
+        self.construct = construct
+
+
+def _re2_reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+
+
+def _options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # a refused pattern is a form error, not a line on stderr
+    return options
+
+
+def compile_regex(pattern: str):
+    """The RE2 program for a condition's pattern (case-insensitive).
+
+    Raises `UnsupportedRegex` naming the construct RE2 refuses, or `re2.error` for any other mistake.
+    """
+    try:
+        return re2.compile(pattern, _options())
+    except re2.error as exc:
+        reason = _re2_reason(exc)
+        if reason.startswith("invalid perl operator: (?P") and "(?P=" in pattern:
+            raise UnsupportedRegex(N_("a backreference (?P=name)")) from None
+        for prefix, construct in _UNSUPPORTED:
+            if reason.startswith(prefix):
+                raise UnsupportedRegex(construct) from None
+        if reason.startswith("invalid escape sequence: \\") and reason[len("invalid escape sequence: \\"):][:1].isdigit():
+            raise UnsupportedRegex(N_("a backreference \\1")) from None
+        if reason.startswith("bad repetition operator: ") and reason.endswith("+"):
+            raise UnsupportedRegex(N_("a possessive quantifier (a++, a*+)")) from None
+        raise
+
+
 @lru_cache(maxsize=2048)
-def _compiled(pattern: str) -> re.Pattern | None:
-    """The compiled search pattern, or None when it is too long, invalid or unsafe."""
+def _compiled(pattern: str):
+    """The compiled search pattern, or None when it is too long or RE2 refuses it (stored rules are
+    not trusted to have been validated)."""
     if not pattern.strip() or len(pattern) > MAX_REGEX_LENGTH:
         return None
     try:
-        re.compile(pattern, re.IGNORECASE)
-    except (re.error, RecursionError, OverflowError, ValueError):
+        return compile_regex(pattern)
+    except (re2.error, ValueError):
         return None
-    if regex_risk(pattern):
-        return None
-    try:
-        return re.compile(_strip_redundant_dot_star(pattern), re.IGNORECASE)
-    except (re.error, RecursionError, OverflowError, ValueError):  # pragma: no cover - defensive
-        return re.compile(pattern, re.IGNORECASE)
-
-
-def _strip_redundant_dot_star(pattern: str) -> str:
-    """Drop a leading ``^.*``/``.*`` and a trailing ``.*``/``.*$``: the same truth value for a search
-    over one line, without the quadratic scan (``.*foo.*`` is how many marketers write "contains").
-    """
-    p = pattern
-    while True:
-        for prefix in ("^.*?", "^.*", ".*?", ".*"):
-            if p.startswith(prefix) and not p[len(prefix):].startswith(("+", "*", "?", "{")):
-                p = p[len(prefix):]
-                break
-        else:
-            break
-    while True:
-        for suffix in (".*?$", ".*$", ".*?", ".*"):
-            if p.endswith(suffix) and _unescaped_at(p, len(p) - len(suffix)):
-                head = p[: len(p) - len(suffix)]
-                if head.endswith("(?") or head.endswith("["):
-                    break
-                p = head
-                break
-        else:
-            break
-    return p
-
-
-def _unescaped_at(p: str, index: int) -> bool:
-    """Whether the character at `index` is not escaped by an odd run of backslashes. (A ``.*`` that
-    ends a valid pattern cannot be inside a character class: that would end with ``]``.)"""
-    backslashes = 0
-    i = index - 1
-    while i >= 0 and p[i] == "\\":
-        backslashes += 1
-        i -= 1
-    return backslashes % 2 == 0
-
-
-# --------------------------------------------------------------------------- catastrophic backtracking
-
-_SAMPLE_CHARS = (
-    string.printable
-    + "абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯ"
-    + "éüßçñ\u00a0\u2014\u00ab\u00bb0١"
-)
-_UNKNOWN = None  # a repeat body that is not a single character class
-
-
-def regex_risk(pattern: str) -> str | None:
-    """Why the pattern risks catastrophic backtracking, as the end of a sentence, or None.
-
-    Best effort over CPython's own parse tree; on an interpreter without it, no check is made.
-    """
-    if _sre_parse is None:  # pragma: no cover
-        return None
-    try:
-        tree = _sre_parse.parse(pattern, re.IGNORECASE)
-    except Exception:  # noqa: BLE001 - compile errors are reported elsewhere
-        return None
-    try:
-        return _check_sequence(list(tree))
-    except RecursionError:  # pragma: no cover - absurdly deep nesting
-        return "is nested too deeply."
-
-
-_NESTED_MSG = (
-    "repeats a group that itself contains a repetition ({}), which can take forever on some "
-    "addresses. Simplify it, or make the inner repetition possessive (a++) or atomic ((?>...))."
-)
-_ADJACENT_MSG = (
-    "has two repetitions next to each other that can match the same characters ({}), which is very "
-    "slow on long addresses. Keep one of them."
-)
-
-
-def _is_repeat(op) -> bool:
-    return op in (_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT)
-
-
-def _check_sequence(items: list) -> str | None:
-    """Check one sequence and, recursively, everything inside it."""
-    # Rule 2: adjacent overlapping unbounded repeats in this sequence (through plain groups).
-    open_sets: list[frozenset] = []
-    for op, av in _flatten(items):
-        if _is_repeat(op) or op == _sre_c.POSSESSIVE_REPEAT:
-            lo, hi, body = av
-            chars = _single_char_set(body)
-            if op != _sre_c.POSSESSIVE_REPEAT and hi == _sre_c.MAXREPEAT and chars is not _UNKNOWN:
-                for other in open_sets:
-                    if chars & other:
-                        return _ADJACENT_MSG.format("like .*.*")
-                open_sets.append(chars)
-                continue
-            if lo == 0:
-                continue  # optional: does not separate the repeats around it
-            open_sets = []
-        elif op in (_sre_c.AT, _sre_c.ASSERT, _sre_c.ASSERT_NOT):
-            continue  # zero width
-        else:
-            open_sets = []
-
-    # Rule 1 and recursion into sub-sequences.
-    for op, av in items:
-        if _is_repeat(op):
-            lo, hi, body = av
-            if hi >= 2:
-                inner = _inner_unbounded_repeats(body)
-                if inner and not _has_separator(body, inner):
-                    return _NESTED_MSG.format("like (a+)+")
-            problem = _check_sequence(list(body))
-        elif op == _sre_c.POSSESSIVE_REPEAT:
-            problem = _check_sequence(list(av[2]))
-        elif op == _sre_c.SUBPATTERN:
-            problem = _check_sequence(list(av[3]))
-        elif op == _sre_c.ATOMIC_GROUP:
-            problem = _check_sequence(list(av))
-        elif op in (_sre_c.ASSERT, _sre_c.ASSERT_NOT):
-            problem = _check_sequence(list(av[1]))
-        elif op == _sre_c.BRANCH:
-            problem = None
-            for branch in av[1]:
-                problem = _check_sequence(list(branch))
-                if problem:
-                    break
-        elif op == _sre_c.GROUPREF_EXISTS:
-            problem = None
-            for branch in av[1:]:
-                if branch is not None:
-                    problem = _check_sequence(list(branch))
-                    if problem:
-                        break
-        else:
-            problem = None
-        if problem:
-            return problem
-    return None
-
-
-def _flatten(items):
-    """The items of a sequence with plain (non-repeated) groups opened up."""
-    for op, av in items:
-        if op == _sre_c.SUBPATTERN:
-            yield from _flatten(list(av[3]))
-        else:
-            yield op, av
-
-
-def _inner_unbounded_repeats(items) -> list:
-    """Variable-length backtracking repeats inside `items` (``a+``, ``a*``, ``a{1,3}``, ``a?``), as
-    the character sets they eat; atomic groups and possessive repeats are not looked into."""
-    found = []
-    for op, av in items:
-        if _is_repeat(op):
-            lo, hi, body = av
-            if hi > lo:
-                found.append(_single_char_set(body))
-            found.extend(_inner_unbounded_repeats(body))
-        elif op == _sre_c.SUBPATTERN:
-            found.extend(_inner_unbounded_repeats(av[3]))
-        elif op == _sre_c.BRANCH:
-            for branch in av[1]:
-                found.extend(_inner_unbounded_repeats(branch))
-            if len(av[1]) > 1 and any(_inner_unbounded_repeats(b) for b in av[1]):
-                found.append(_UNKNOWN)
-        elif op == _sre_c.GROUPREF_EXISTS:
-            for branch in av[1:]:
-                if branch is not None:
-                    found.extend(_inner_unbounded_repeats(branch))
-    return found
-
-
-def _has_separator(body, inner_sets: list) -> bool:
-    """Whether the repeated body has a mandatory character none of its inner repeats can eat,
-    which pins down where one iteration ends (``(\\w+\\.)+`` is fine, ``(\\w+\\s?)+`` is not)."""
-    if any(s is _UNKNOWN for s in inner_sets):
-        return False
-    eaten = frozenset().union(*inner_sets)
-    for op, av in _flatten(list(body)):
-        if op in (_sre_c.LITERAL, _sre_c.NOT_LITERAL, _sre_c.IN, _sre_c.ANY):
-            chars = _single_char_set([(op, av)])
-            if chars is not _UNKNOWN and chars and not (chars & eaten):
-                return True
-        elif _is_repeat(op) or op == _sre_c.POSSESSIVE_REPEAT:
-            lo, hi, sub = av
-            if lo >= 1 and hi != _sre_c.MAXREPEAT:
-                chars = _single_char_set(sub)
-                if chars is not _UNKNOWN and chars and not (chars & eaten):
-                    return True
-    return False
-
-
-def _single_char_set(body) -> frozenset | None:
-    """The sample characters a one-character body can match (case-insensitively), else None."""
-    body = list(body)
-    while len(body) == 1 and body[0][0] == _sre_c.SUBPATTERN:
-        body = list(body[0][1][3])
-    if len(body) != 1:
-        return _UNKNOWN
-    op, av = body[0]
-    if op not in (_sre_c.LITERAL, _sre_c.NOT_LITERAL, _sre_c.IN, _sre_c.ANY):
-        return _UNKNOWN
-    return frozenset(
-        ch
-        for ch in _SAMPLE_CHARS
-        if any(_char_matches(op, av, variant) for variant in {ch, ch.lower(), ch.upper()} if len(variant) == 1)
-    )
-
-
-def _char_matches(op, av, ch: str) -> bool:
-    if op == _sre_c.LITERAL:
-        return ch == chr(av) or ch.lower() == chr(av).lower()
-    if op == _sre_c.NOT_LITERAL:
-        return ch.lower() != chr(av).lower()
-    if op == _sre_c.ANY:
-        return ch != "\n"
-    if op == _sre_c.IN:
-        negate = False
-        hit = False
-        for sub_op, sub_av in av:
-            if sub_op == _sre_c.NEGATE:
-                negate = True
-            elif sub_op == _sre_c.LITERAL:
-                hit = hit or ch.lower() == chr(sub_av).lower()
-            elif sub_op == _sre_c.RANGE:
-                lo, hi = sub_av
-                hit = hit or any(lo <= ord(v) <= hi for v in {ch, ch.lower(), ch.upper()} if len(v) == 1)
-            elif sub_op == _sre_c.CATEGORY:
-                hit = hit or _category_matches(sub_av, ch)
-            else:
-                hit = True  # something we do not model: assume it overlaps
-        return hit != negate
-    return True
-
-
-def _category_matches(category, ch: str) -> bool:
-    c = _sre_c
-    if category == c.CATEGORY_DIGIT:
-        return ch.isdecimal()
-    if category == c.CATEGORY_NOT_DIGIT:
-        return not ch.isdecimal()
-    if category == c.CATEGORY_SPACE:
-        return ch.isspace()
-    if category == c.CATEGORY_NOT_SPACE:
-        return not ch.isspace()
-    if category == c.CATEGORY_WORD:
-        return ch.isalnum() or ch == "_"
-    if category == c.CATEGORY_NOT_WORD:
-        return not (ch.isalnum() or ch == "_")
-    return True

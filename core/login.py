@@ -5,7 +5,10 @@ Five wrong passwords in a row are free (people mistype); from then on the accoun
 even the right password is refused without being checked, so a guesser gains nothing by hammering;
 the wait is short enough that the real admin is only slowed down, never locked out for good. A
 successful sign-in resets the counter. Unknown e-mails cost the same password-hash time as known
-ones, so the answer's timing does not tell which e-mails exist.
+ones, so the answer's timing does not tell which e-mails exist, and the web layer gives every
+failure (unknown e-mail, wrong password, locked, switched off) the same answer. The counter is
+incremented in the database (`failed_logins = failed_logins + 1 … RETURNING`), so guesses sent in
+parallel are all counted. Guessing across many e-mails is held back by a per-IP quota (web/auth.py).
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.accounts import check_password
@@ -71,8 +75,15 @@ def authenticate(session: Session, email: str | None, password: str | None, now:
     if wait:
         return LoginResult("locked", user, wait)
     if not check_password(user, password or ""):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        user.last_failed_login_at = now
+        failed = session.execute(
+            sa.update(User).where(User.id == user.id)
+            .values(failed_logins=User.failed_logins + 1, last_failed_login_at=now)
+            .returning(User.failed_logins),
+            execution_options={"synchronize_session": False},
+        ).scalar_one()
+        # The database's count (parallel guesses included), onto the object without a write of its own.
+        set_committed_value(user, "failed_logins", failed)
+        set_committed_value(user, "last_failed_login_at", now)
         return LoginResult("invalid", user, locked_for(user, now))
     if not user.is_active:
         return LoginResult("inactive", user)

@@ -45,6 +45,9 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Carried in the session cookie and checked on every request; a new one (sign-out, password
+    # change) makes every copy of every older cookie of this user worthless (web/auth.py).
+    session_nonce: Mapped[str | None] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     account: Mapped[Account] = relationship()
 
@@ -222,7 +225,12 @@ class MessengerMapping(Base):
 
 
 class OAuthState(Base):
-    """A single-use nonce for the OAuth redirect, bound to one integration (no cookie needed)."""
+    """A single-use nonce for the OAuth redirect, bound to one integration, the admin who pressed
+    «Подключить» and that admin's browser session (core/oauth_connect.py).
+
+    When amoCRM's redirect arrives anywhere else (another browser, a connect started through the
+    API) the code waits here, encrypted, for a user of the integration's account to confirm it.
+    """
 
     __tablename__ = "oauth_states"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -232,6 +240,13 @@ class OAuthState(Base):
     return_to: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    browser_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    pending_code_enc: Mapped[str | None] = mapped_column(sa.Text)
+    pending_referer: Mapped[str | None] = mapped_column(sa.String(300))
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReplayRun(Base):

@@ -15,6 +15,9 @@ for that key until the penalty is over.
 from __future__ import annotations
 
 import collections
+import hashlib
+import hmac
+import ipaddress
 import random
 import threading
 import time
@@ -194,3 +197,144 @@ class LocalSlidingWindowLimiter(_BlockingMixin):
             until = self._clock() + seconds
             if until > self._penalties.get(key, 0.0):
                 self._penalties[key] = until
+
+
+# --------------------------------------------------------------------------- quotas on public endpoints
+#
+# The limiters above wait for a slot (amoCRM must never see an 8th call); the public endpoints must
+# instead answer at once: admitted, or 429 with how long to wait. They take thousands of hits per
+# second, so a quota keeps two counters per key (this window and the previous one) instead of a log
+# of every hit, and estimates the sliding-window count as `previous × the part of it still inside the
+# window + current` — Cloudflare's "sliding window counter": O(1) memory per key, exact at a steady
+# rate, and never more than the limit over any window when traffic is even. Every quota of a request
+# is checked and counted in ONE Redis round trip (one Lua script); a refused request counts nowhere,
+# so nothing refused eats the allowance of what comes after it.
+
+
+class QuotaExceeded(Exception):
+    """Over a quota: `name` says which, `retry_after` is whole seconds (at least 1)."""
+
+    def __init__(self, name: str, retry_after: int):
+        super().__init__(f"over the {name} quota; retry after {retry_after}s")
+        self.name = name
+        self.retry_after = retry_after
+
+
+class Quota:
+    """At most `limit` events per `window_s` seconds for one key; `name` is for the refusal."""
+
+    __slots__ = ("name", "key", "limit", "window_ms")
+
+    def __init__(self, name: str, key: str, limit: int, window_s: float):
+        if limit < 1 or window_s <= 0:
+            raise ValueError("limit and window must be positive")
+        self.name, self.key, self.limit, self.window_ms = name, key, int(limit), int(window_s * 1000)
+
+
+def _wait_ms(previous: float, current: float, limit: int, window_ms: int, elapsed_ms: int) -> int:
+    """How long until one more event fits (the same arithmetic as the Lua script)."""
+    if current + 1 > limit:  # this window alone is full: wait for the next one, then for its weight
+        return window_ms - elapsed_ms + _wait_ms(current, 0, limit, window_ms, 0)
+    if previous <= 0:
+        return 1
+    needed = window_ms * (1 - (limit - 1 - current) / previous)  # elapsed at which the estimate fits
+    return max(int(needed) - elapsed_ms + 1, 1)
+
+
+# KEYS[i]: the quota's key prefix. ARGV: for each key, its limit and window in ms.
+# Returns {0} when admitted (every counter incremented), else {i, ms_to_wait} for the first quota over.
+_QUOTA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local current_keys = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  local slot = math.floor(now / window)
+  local elapsed = now - slot * window
+  local current_key = KEYS[i] .. ':' .. slot
+  local current = tonumber(redis.call('GET', current_key) or '0')
+  local previous = tonumber(redis.call('GET', KEYS[i] .. ':' .. (slot - 1)) or '0')
+  if previous * (window - elapsed) / window + current + 1 > limit then
+    local wait
+    if current + 1 > limit then
+      wait = window - elapsed + math.max(math.floor(window * (1 - (limit - 1) / current)) + 1, 1)
+    else
+      wait = math.max(math.floor(window * (1 - (limit - 1 - current) / previous)) - elapsed + 1, 1)
+    end
+    return {i, wait}
+  end
+  current_keys[i] = current_key
+end
+for i = 1, #KEYS do
+  redis.call('INCR', current_keys[i])
+  redis.call('PEXPIRE', current_keys[i], 2 * tonumber(ARGV[2 * i]) + 1000)
+end
+return {0}
+"""
+
+
+class RedisQuotas:
+    """Quotas shared by every web process through Redis."""
+
+    def __init__(self, redis_client):
+        self.redis = redis_client
+        self._script = redis_client.register_script(_QUOTA_LUA)
+
+    def admit(self, *quotas: Quota) -> None:
+        """Count one event against every quota, or raise `QuotaExceeded` and count nothing."""
+        if not quotas:
+            return
+        args: list[int] = []
+        for q in quotas:
+            args += [q.limit, q.window_ms]
+        result = self._script(keys=[f"{KEY_PREFIX}q:{q.key}" for q in quotas], args=args)
+        if int(result[0]):
+            raise QuotaExceeded(quotas[int(result[0]) - 1].name, -(-int(result[1]) // 1000))
+
+
+class LocalQuotas:
+    """The same quotas inside one process (the embedded mode), on `time.monotonic`."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int], int] = {}
+        self._next_prune = 0.0
+
+    def admit(self, *quotas: Quota) -> None:
+        with self._lock:
+            now = int(self._clock() * 1000)
+            slots = []
+            for q in quotas:
+                slot, elapsed = divmod(now, q.window_ms)
+                current = self._counts.get((q.key, slot), 0)
+                previous = self._counts.get((q.key, slot - 1), 0)
+                if previous * (q.window_ms - elapsed) / q.window_ms + current + 1 > q.limit:
+                    raise QuotaExceeded(q.name, -(-_wait_ms(previous, current, q.limit, q.window_ms, elapsed) // 1000))
+                slots.append((q.key, slot))
+            for key in slots:
+                self._counts[key] = self._counts.get(key, 0) + 1
+            if now >= self._next_prune:  # forget windows older than the previous one of any quota
+                self._prune(now, quotas)
+
+    def _prune(self, now: int, quotas) -> None:
+        longest = max((q.window_ms for q in quotas), default=60_000)
+        self._next_prune = now + longest
+        windows = {q.key: q.window_ms for q in quotas}
+        self._counts = {(k, s): n for (k, s), n in self._counts.items()
+                        if k not in windows or s >= now // windows[k] - 1}
+
+
+def client_bucket(ip: str | None, salt: str) -> str:
+    """The key part for "per client IP": an HMAC (no raw address in Redis, as in visitor sessions),
+    of the whole address for IPv4 and of its /64 for IPv6 (one subscriber gets a /64 or more, so a
+    per-address limit would not hold anyone back)."""
+    text = (ip or "").strip()
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return "unknown"
+    if isinstance(addr, ipaddress.IPv6Address):
+        addr = addr.ipv4_mapped or ipaddress.ip_network(f"{addr}/64", strict=False)
+    return hmac.new(salt.encode(), str(addr).encode(), hashlib.sha256).hexdigest()[:32]

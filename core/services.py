@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.crypto import SecretBox
 from core.locks import LocalLocks, LockProvider, RedisLocks
-from core.ratelimit import LocalSlidingWindowLimiter, RateLimiter, RedisSlidingWindowLimiter
+from core.ratelimit import LocalQuotas, LocalSlidingWindowLimiter, RateLimiter, RedisQuotas, RedisSlidingWindowLimiter
 from core.settings import Settings
 
 
@@ -30,6 +30,8 @@ class Services:
     http: requests.Session = field(default_factory=requests.Session)
     redis: object | None = None
     sleep: Callable[[float], None] = time.sleep
+    # Per-IP and per-site quotas of the public endpoints (tracking, sign-in): see core.ratelimit.
+    quotas: RedisQuotas | LocalQuotas = field(default_factory=LocalQuotas)
 
     @property
     def redirect_uri(self) -> str:
@@ -47,9 +49,11 @@ def build_services(settings: Settings, session_factory: sessionmaker[Session], r
             redis_client, settings.amocrm_rate_limit, settings.amocrm_rate_window_ms
         )
         locks: LockProvider = RedisLocks(redis_client)
+        quotas: RedisQuotas | LocalQuotas = RedisQuotas(redis_client)
     else:
         limiter = LocalSlidingWindowLimiter(settings.amocrm_rate_limit, settings.amocrm_rate_window_ms)
         locks = LocalLocks()
+        quotas = LocalQuotas()
     http = requests.Session()
     http.headers["User-Agent"] = "Chatsource/1.0 (+amoCRM integration)"
     return Services(
@@ -60,4 +64,5 @@ def build_services(settings: Settings, session_factory: sessionmaker[Session], r
         locks=locks,
         http=http,
         redis=redis_client,
+        quotas=quotas,
     )

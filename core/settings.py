@@ -57,6 +57,14 @@ class Settings:
     # reported (core.reconciliation).
     reconcile_interval_seconds: int = 600
     embedded_worker: bool = True
+    # Admin sessions end this many hours after sign-in, whatever the activity (web/auth.py).
+    session_lifetime_hours: int = 12
+    # Public `POST /t/collect` (README, Security): per client IP and per site.
+    tracking_hits_per_ip_per_minute: int = 120
+    tracking_new_sessions_per_ip_per_minute: int = 20
+    tracking_hits_per_site_per_second: int = 3000
+    # Sign-in attempts per client IP in 10 minutes, beside the per-user lock of core/login.py.
+    login_attempts_per_ip: int = 30
     instance_dir: str = str(DEFAULT_INSTANCE_DIR)
     log_level: str = "INFO"
     extra: dict = field(default_factory=dict)
@@ -150,6 +158,13 @@ class Settings:
         reconcile_interval = _int(env, "RECONCILE_INTERVAL_SECONDS", 600, problems)
         if reconcile_interval < 1:
             problems.append("RECONCILE_INTERVAL_SECONDS must be at least 1 (seconds between reconciliations with amoCRM)")
+        limits = {}
+        for name, default in (("SESSION_LIFETIME_HOURS", 12), ("TRACKING_HITS_PER_IP_PER_MINUTE", 120),
+                              ("TRACKING_NEW_SESSIONS_PER_IP_PER_MINUTE", 20), ("TRACKING_HITS_PER_SITE_PER_SECOND", 3000),
+                              ("LOGIN_ATTEMPTS_PER_IP", 30)):
+            limits[name.lower()] = _int(env, name, default, problems)
+            if limits[name.lower()] < 1:
+                problems.append(f"{name} must be at least 1")
 
         if problems:
             raise ConfigError(problems)
@@ -174,6 +189,7 @@ class Settings:
             embedded_worker=(env.get("EMBEDDED_WORKER", "1") != "0"),
             instance_dir=instance_dir,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            **limits,
         )
         values.update(overrides)
         return cls(**values)

@@ -18,13 +18,14 @@ view to `POST /t/collect`; `collect` decides everything there is to decide, so t
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -32,6 +33,8 @@ from sqlalchemy.orm import Session
 
 from core.db import utcnow
 from core.models import UTM_FIELDS, Site, VisitorSession
+from core.ratelimit import Quota, client_bucket
+from core.settings import Settings
 from core.visitor_sessions import (
     KNOWN_CLICK_IDS,
     MAX_URL_LENGTH,
@@ -250,6 +253,22 @@ def current_session(session: Session, site: Site, hit: Hit, visitor_id: str, now
     return vs
 
 
+def hit_quotas(settings: Settings, site_key: Any, ip: str | None) -> tuple[Quota, Quota]:
+    """Every hit counts against its client IP (a minute) and its site (a second); see README, Security.
+    The site key is the one the hit claims, so the check runs before any database work."""
+    site = hashlib.sha256(str(site_key or "")[:100].encode()).hexdigest()[:24]
+    return (
+        Quota("hits_per_ip", f"t:ip:{client_bucket(ip, settings.ip_salt)}", settings.tracking_hits_per_ip_per_minute, 60),
+        Quota("hits_per_site", f"t:site:{site}", settings.tracking_hits_per_site_per_second, 1),
+    )
+
+
+def new_session_quota(settings: Settings, ip: str | None) -> Quota:
+    """New sessions per client IP a minute: a visitor starts a handful, a script forging them thousands."""
+    return Quota("new_sessions_per_ip", f"t:new:{client_bucket(ip, settings.ip_salt)}",
+                 settings.tracking_new_sessions_per_ip_per_minute, 60)
+
+
 def collect(
     session: Session,
     site: Site,
@@ -259,8 +278,12 @@ def collect(
     ip: str | None = None,
     ip_salt: str | bytes | None = None,
     now: datetime | None = None,
+    admit_new_session: Callable[[], None] | None = None,
 ) -> CollectResult:
-    """Continue the visitor's session or start a new one; flush (the caller commits)."""
+    """Continue the visitor's session or start a new one; flush (the caller commits).
+
+    `admit_new_session` runs just before a session would be created and may raise (the caller's
+    quota, `core.ratelimit.QuotaExceeded`): nothing has been written by then."""
     now = now or utcnow()
     visitor_id = hit.visitor_id or new_visitor_id()
     if is_bot(user_agent):
@@ -276,6 +299,8 @@ def collect(
     if hit.event == "ping":
         return CollectResult(tracked=True, visitor_id=visitor_id, session_id=None)
 
+    if admit_new_session is not None:
+        admit_new_session()
     vs = create_session(
         session, site.account_id, site.id, started_at=now, visitor_id=visitor_id, entrance_page=hit.url,
         referrer=hit.referrer, user_agent=user_agent, ip=ip, ip_salt=ip_salt,

@@ -16,6 +16,8 @@ from web.extensions import csrf, db, migrate
 log = logging.getLogger(__name__)
 _TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
 _OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")  # the OAuth callback's one-time code (admin)
+# A parked connect's confirmation link, as a path or url-encoded in the sign-in page's `next`.
+_CONFIRM_TOKEN = re.compile(r"((?:/|%2F)oauth(?:/|%2F)amocrm(?:/|%2F)confirm(?:/|%2F))[^/?&\s\"]+", re.I)
 
 
 def _redact(text: str) -> str:
@@ -23,6 +25,8 @@ def _redact(text: str) -> str:
         text = _TOKEN_IN_PATH.sub(r"\1***", text)
     if "/oauth/amocrm/callback" in text:
         text = _OAUTH_SECRETS.sub(r"\1***", text)
+    if "confirm" in text:
+        text = _CONFIRM_TOKEN.sub(r"\1***", text)
     return text
 
 

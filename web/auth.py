@@ -1,9 +1,18 @@
 """Admin sign-in and sign-out (Flask-Login). Users come from `flask --app wsgi users set EMAIL` or
-ADMIN_EMAIL / ADMIN_PASSWORD on start; password guessing is slowed down by `core.login`."""
+ADMIN_EMAIL / ADMIN_PASSWORD on start; password guessing is slowed down by `core.login` per user and
+by a quota per client IP, and every failed sign-in gets the same answer, so nothing tells which
+e-mails have an account.
+
+A session lives `SESSION_LIFETIME_HOURS` from its sign-in, however busy. The user's
+`session_nonce` is part of the session's user id: signing out or changing the password replaces it,
+which ends every copy of every cookie of that user at once (a cookie is only signed, so without a
+server-side check a copied cookie would outlive the sign-out)."""
 from __future__ import annotations
 
-import hashlib
+import hmac
 import logging
+import time
+from datetime import timedelta
 
 from flask import Blueprint, Flask, current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -13,8 +22,10 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from core.login import authenticate
+from core.accounts import rotate_session_nonce
+from core.login import FREE_FAILURES, authenticate
 from core.models import User
+from core.ratelimit import Quota, QuotaExceeded, client_bucket
 from web.extensions import db, login_manager
 from web.i18n import safe_next
 
@@ -22,9 +33,12 @@ log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 
+SIGNED_IN_AT_KEY = "cs_signed_in_at"
+LOGIN_WINDOW_SECONDS = 600
+
+
 class AdminUser(UserMixin):
-    """The signed-in admin. The session id carries a fingerprint of the password hash, so changing
-    the password (`users set`) signs out every other session of that user."""
+    """The signed-in admin; its id in the session is `user id:session nonce`."""
 
     def __init__(self, row: User):
         self.row = row
@@ -33,12 +47,8 @@ class AdminUser(UserMixin):
         self.email = row.email
         self.locale = row.locale
 
-    @staticmethod
-    def fingerprint(row: User) -> str:
-        return hashlib.sha256((row.password_hash or "").encode()).hexdigest()[:16]
-
     def get_id(self) -> str:
-        return f"{self.row.id}:{self.fingerprint(self.row)}"
+        return f"{self.row.id}:{self.row.session_nonce}"
 
     @property
     def is_active(self) -> bool:
@@ -46,11 +56,15 @@ class AdminUser(UserMixin):
 
 
 def load_user(user_id: str):
-    raw_id, _, fingerprint = (user_id or "").partition(":")
-    if not raw_id.isdigit():
+    raw_id, _, nonce = (user_id or "").partition(":")
+    if not raw_id.isdigit() or not nonce:
+        return None
+    lifetime = current_app.extensions["chatsource.settings"].session_lifetime_hours * 3600
+    signed_in_at = session.get(SIGNED_IN_AT_KEY)
+    if not isinstance(signed_in_at, (int, float)) or not 0 <= time.time() - signed_in_at < lifetime:
         return None
     row = db.session.get(User, int(raw_id))
-    if row is None or not row.is_active or AdminUser.fingerprint(row) != fingerprint:
+    if row is None or not row.is_active or not row.session_nonce or not hmac.compare_digest(row.session_nonce, nonce):
         return None
     return AdminUser(row)
 
@@ -64,6 +78,12 @@ def _default_target() -> str:
     return url_for("admin.index")
 
 
+def _login_quota() -> Quota:
+    settings = current_app.extensions["chatsource.settings"]
+    return Quota("login_per_ip", f"login:ip:{client_bucket(request.remote_addr, settings.ip_salt)}",
+                 settings.login_attempts_per_ip, LOGIN_WINDOW_SECONDS)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     target = safe_next(request.args.get("next"), _default_target())
@@ -72,27 +92,24 @@ def login():
     form = LoginForm()
     error, status, retry_after = None, 200, 0
     if form.validate_on_submit():
-        result = authenticate(db.session, form.email.data, form.password.data)
-        db.session.commit()
-        if result.ok:
-            locale = session.get("locale")
-            session.clear()  # nothing from before the sign-in survives it (but the language choice)
-            if locale:
-                session["locale"] = locale
-            login_user(AdminUser(result.user))
-            log.info("admin %s signed in", result.user.id)
-            return redirect(target)
-        if result.status == "locked" or result.retry_after:
-            retry_after = result.retry_after
-            error = _("Too many failed sign-in attempts. Try again in %(seconds)s s.", seconds=retry_after)
+        try:
+            current_app.extensions["chatsource.services"].quotas.admit(_login_quota())
+        except QuotaExceeded as exc:
+            # About this network, not about an account: it says nothing of which e-mails exist.
+            retry_after = exc.retry_after
+            error = _("Too many sign-in attempts from your network. Try again in %(seconds)s s.", seconds=retry_after)
             status = 429
-        elif result.status == "inactive":
-            error = _("This user is switched off. Ask another administrator to enable it.")
-            status = 403
+            log.info("admin sign-in refused: too many attempts from one address")
         else:
-            error = _("Wrong e-mail or password.")
+            result = authenticate(db.session, form.email.data, form.password.data)
+            db.session.commit()
+            if result.ok:
+                return _sign_in(result.user, target)
+            # Unknown e-mail, wrong password, locked or switched off: one answer for all.
+            error = _("Wrong e-mail or password.") + " " + _(
+                "After %(n)s failed attempts in a row, signing in pauses for a while (at most 15 minutes).", n=FREE_FAILURES)
             status = 401
-        log.info("failed admin sign-in (%s)", result.status)
+            log.info("failed admin sign-in (%s)", result.status)
     elif request.method == "POST":
         status = 400
     response = current_app.make_response((render_template("auth/login.html", form=form, error=error, next=target), status))
@@ -101,9 +118,29 @@ def login():
     return response
 
 
+def _sign_in(user: User, target: str):
+    locale = session.get("locale")
+    session.clear()  # nothing from before the sign-in survives it (but the language choice)
+    if locale:
+        session["locale"] = locale
+    if not user.session_nonce:  # a user from before session nonces
+        rotate_session_nonce(user)
+        db.session.commit()
+    session.permanent = True  # the cookie ends with the session's lifetime, not with the browser
+    session[SIGNED_IN_AT_KEY] = int(time.time())
+    login_user(AdminUser(user))
+    log.info("admin %s signed in", user.id)
+    return redirect(target)
+
+
 @bp.post("/logout")
 def logout():
     locale = session.get("locale")
+    if current_user.is_authenticated:
+        row = db.session.get(User, current_user.id)
+        if row is not None:
+            rotate_session_nonce(row)  # every other copy of this user's cookies is signed out too
+            db.session.commit()
     logout_user()
     session.clear()
     if locale:
@@ -112,6 +149,7 @@ def logout():
 
 
 def init_auth(app: Flask) -> None:
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=app.extensions["chatsource.settings"].session_lifetime_hours)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"

@@ -1,25 +1,39 @@
-"""`GET /oauth/amocrm/callback`: where amoCRM sends the admin back after the consent screen.
+"""`GET /oauth/amocrm/callback`: where amoCRM sends the admin back after the consent screen, and
+`/oauth/amocrm/confirm/<token>`: the confirmation of a connect that came back anywhere else.
 
-The page it shows ends back on the integration either way: opened in the admin's popup it tells the
+The result page ends back on the integration either way: opened in the admin's popup it tells the
 settings page (postMessage) and closes; opened in the same window it goes back to the integration
 (`return_to`, stored with the OAuth state when the admin pressed «Подключить»). The outcome is also
 flashed, so the settings page says what happened.
+
+Who may link an amoCRM account to an integration is decided in `core.oauth_connect`: the callback
+completes at once only for the admin and browser session that started it; otherwise it parks the
+code and sends the browser to the confirmation page (through sign-in first), which only a user of
+the integration's own account may confirm. The one-time code never appears in another url: the
+confirmation link carries a token of its own, redacted from the logs like the code.
 """
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, flash, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf import FlaskForm
 
-from core.oauth_connect import ConnectError, complete_connect
+from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connect, confirmation_details, receive_callback
 from web.admin.messages import connect_error
-from web.extensions import csrf
+from web.extensions import csrf, db
 from web.i18n import safe_next
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oauth", __name__)
-csrf.exempt(bp)
+csrf.exempt(bp)  # amoCRM's redirect is a GET from another site; the confirmation form checks its own token
+BROWSER_BINDING_KEY = "cs_oauth_binding"  # set by the admin when it starts a connect (integration_views)
+
+
+class ConfirmForm(FlaskForm):
+    """No fields: the CSRF token is the point (Flask-WTF checks it even where CSRFProtect is exempt)."""
 
 
 def _integration_url(integration_id: int | None) -> str | None:
@@ -31,25 +45,20 @@ def _integration_url(integration_id: int | None) -> str | None:
         return None
 
 
-@bp.get("/oauth/amocrm/callback")
-def callback():
-    services = current_app.extensions["chatsource.services"]
-    try:
-        result = complete_connect(
-            services,
-            state=request.args.get("state"),
-            code=request.args.get("code"),
-            referer=request.args.get("referer"),
-            error=request.args.get("error"),
-        )
-    except ConnectError as exc:
-        log.info("amoCRM connect failed: %s (integration %s)", exc.code, exc.integration_id)
-        message = connect_error(exc.code, exc.message)
-        flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
-        return _private(render_template(
-            "oauth_result.html", ok=False, code=exc.code, message=message,
-            detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
-        ), 400)
+def _failure(exc: ConnectError):
+    log.info("amoCRM connect failed: %s (integration %s)", exc.code, exc.integration_id)
+    message = connect_error(exc.code, exc.message)
+    if exc.code == "wrong_account":  # nothing about the other account's integration is shown
+        return _private(render_template("oauth_result.html", ok=False, code=exc.code, message=message,
+                                        detail="", integration_id=None, return_to=None), 403)
+    flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
+    return _private(render_template(
+        "oauth_result.html", ok=False, code=exc.code, message=message,
+        detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
+    ), 400)
+
+
+def _success(result):
     from workers.actors import enqueue_reconcile, enqueue_talk_events
 
     if result.events_to_enqueue:
@@ -67,9 +76,51 @@ def callback():
     ))
 
 
-def _private(body, status: int = 200):
-    """The callback url carries the one-time code: it must not leak as a Referer or sit in a cache."""
-    response = current_app.make_response((body, status))
+@bp.get("/oauth/amocrm/callback")
+def callback():
+    services = current_app.extensions["chatsource.services"]
+    try:
+        result = receive_callback(
+            services,
+            state=request.args.get("state"),
+            code=request.args.get("code"),
+            referer=request.args.get("referer"),
+            error=request.args.get("error"),
+            user_id=current_user.id if current_user.is_authenticated else None,
+            browser_binding=session.get(BROWSER_BINDING_KEY),
+        )
+    except ConnectError as exc:
+        return _failure(exc)
+    if isinstance(result, PendingConfirmation):
+        confirm_url = url_for("oauth.confirm", token=result.token)
+        target = confirm_url if current_user.is_authenticated else url_for("auth.login", next=confirm_url)
+        return _private(redirect(target))
+    return _success(result)
+
+
+@bp.route("/oauth/amocrm/confirm/<token>", methods=["GET", "POST"])
+def confirm(token: str):
+    if not current_user.is_authenticated:
+        return _private(redirect(url_for("auth.login", next=request.path)))
+    services = current_app.extensions["chatsource.services"]
+    form = ConfirmForm()
+    try:
+        details = confirmation_details(db.session, token, current_user.account_id)
+        if request.method == "POST":
+            if not form.validate_on_submit():
+                return _private(render_template("oauth_confirm.html", details=details, form=form, stale_form=True), 400)
+            db.session.rollback()  # confirm_connect works in its own sessions (it locks the row)
+            return _success(confirm_connect(services, token, current_user.account_id))
+    except ConnectError as exc:
+        db.session.rollback()
+        return _failure(exc)
+    return _private(render_template("oauth_confirm.html", details=details, form=form, stale_form=False))
+
+
+def _private(response, status: int | None = None):
+    """The callback url carries the one-time code and the confirmation url its token: neither may
+    leak as a Referer or sit in a cache."""
+    response = current_app.make_response(response if status is None else (response, status))
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response

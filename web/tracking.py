@@ -24,6 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core import tracking
 from core.models import Site
+from core.ratelimit import QuotaExceeded
 from web.errors import json_error
 from web.extensions import csrf, db
 
@@ -134,6 +135,15 @@ def _collect_error(exc: CollectError):
     return json_error(exc.status, exc.code, exc.message, **exc.extra)
 
 
+@bp.errorhandler(QuotaExceeded)
+def _over_quota(exc: QuotaExceeded):
+    db.session.rollback()
+    response = json_error(429, "rate_limited", f"too many tracking requests ({exc.name}); retry in {exc.retry_after} s",
+                          retry_after=exc.retry_after)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @bp.errorhandler(OperationalError)
 @bp.errorhandler(DBAPIError)
 def _db_down(exc):
@@ -185,16 +195,20 @@ def collect():
         raise CollectError(400, "bad_json", "send a JSON object (as application/json or text/plain)")
     if not isinstance(data, dict):
         raise CollectError(400, "bad_json", "the body must be a JSON object with site_key and url")
-    site = _site_or_404(request.args.get("site_key") or data.get("site_key"))
+    site_key = request.args.get("site_key") or data.get("site_key")
+    services = _services()
+    services.quotas.admit(*tracking.hit_quotas(services.settings, site_key, request.remote_addr))
+    site = _site_or_404(site_key)
     _check_origin(site)
     try:
         hit = tracking.parse_hit({k: v for k, v in data.items() if k != "site_key"})
     except tracking.TrackingInputError as exc:
         raise CollectError(400, "invalid", exc.message, field=exc.field)
-    settings = _services().settings
+    settings = services.settings
+    new_session_quota = tracking.new_session_quota(settings, request.remote_addr)
     result = tracking.collect(
         db.session, site, hit, user_agent=request.headers.get("User-Agent"), ip=request.remote_addr,
-        ip_salt=settings.ip_salt,
+        ip_salt=settings.ip_salt, admit_new_session=lambda: services.quotas.admit(new_session_quota),
     )
     db.session.commit()
     return jsonify(result.to_dict())

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import requests
 
+from tests.web.admin_helpers import confirm_connect
+
 
 @dataclass
 class Setup:
@@ -25,8 +27,10 @@ def post(client, path, headers, json):
 
 def connect_through_oauth(client, api, integration_id) -> requests.Response:
     url = post(client, f"/api/v1/integrations/{integration_id}/connect", api, {})["authorize_url"]
-    # The sandbox auto-approves and redirects to our callback on the live server.
-    return requests.get(url, timeout=20)
+    # The sandbox auto-approves and redirects to our callback on the live server; a connect started
+    # through the API has no admin session, so a user of the account signs in and confirms it.
+    browser = requests.Session()
+    return confirm_connect(client.application, browser, browser.get(url, timeout=20))
 
 
 def connected_integration(client, api, amo, *, activate=True, name="Сайт amoCRM") -> Setup:

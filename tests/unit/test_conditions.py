@@ -1,7 +1,6 @@
 """Condition rules of campaigns and sources, as a marketer would notice them."""
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -181,38 +180,22 @@ def test_structure_problems():
     validate_conditions([[cond("channel", "eq", "paid")] * MAX_CONDITIONS_PER_GROUP] * MAX_GROUPS)
 
 
-# --- regexes that could hang ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(\w+\s?)*!", r"(x|x+)+y", r".*.*=.*.*x", r"(.*)(.*)x"])
-def test_catastrophic_regexes_are_rejected(pattern):
-    err = _error([[cond("entrance_page", "regex", pattern)]])
-    assert err.path == (0, 0, "value")
-    assert "regular expression" in err.message
+# --- RE2 syntax ------------------------------------------------------------------------------------
+# Backtracking patterns are the security suite's (tests/security/test_regex_conditions.py); here, the
+# syntax marketers write keeps working under RE2.
 
 
 @pytest.mark.parametrize(
     "pattern",
     [r"^https?://(www\.)?google\.", r"([a-z0-9-]+\.)+example\.ru", r"(\d{1,3}\.){3}\d{1,3}", r".*utm.*google.*",
-     r"(?>a+)+b", r"[a-z]+[0-9]+", r"(foo|bar)+"],
+     r"[a-z]+[0-9]+", r"(foo|bar)+", r"(?P<host>[^/]+)\.ru", r"\bpromo\b", r"^/catalog/[^?]*$"],
 )
 def test_ordinary_regexes_are_accepted(pattern):
     validate_conditions([[cond("entrance_page", "regex", pattern)]])
 
 
-@pytest.mark.parametrize(
-    "pattern, value",
-    [
-        (r"(a+)+$", "a" * 40 + "!"),  # never validated, e.g. written straight into the database
-        (r".*.*.*x", "a" * 5000),
-        (r".*utm.*google.*", "https://example.com/?" + "utm_" * 2000),
-        (r"([a-z0-9-]+\.)+example\.ru", "a." * 3000),
-    ],
-)
-def test_matching_never_hangs(pattern, value):
-    started = time.perf_counter()
-    matches([[cond("entrance_page", "regex", pattern)]], {"entrance_page": value})
-    assert time.perf_counter() - started < 1.0
+def test_cyrillic_matches_case_insensitively():
+    assert matches([[cond("utm_campaign", "regex", "^ЛЕТО-[0-9]+$")]], {"utm_campaign": "лето-2026"})
 
 
 def test_stored_rules_that_are_broken_do_not_match_and_do_not_raise():

@@ -53,3 +53,23 @@ def post_form(client, url: str, data: dict, page_url: str | None = None, **kwarg
     page = client.get(page_url or url)
     assert page.status_code == 200, (page_url or url, page.status_code)
     return client.post(url, data={**data, "csrf_token": csrf_from(text(page))}, **kwargs)
+
+
+def confirm_connect(app, browser, page, email="connector@example.ru"):
+    """Finish a connect that amoCRM sent back outside the admin's session (e.g. one started through
+    the Data API): `page` is where the callback left `browser` (a requests.Session against the live
+    server) — the sign-in page. Sign in as a user of the integration's account, press «Подключить»."""
+    from urllib.parse import urlsplit
+
+    from core.models import OAuthState
+
+    assert "/login?next=" in page.url and "/oauth/amocrm/confirm/" in page.url, page.url
+    with app.extensions["chatsource.services"].session_factory() as session:
+        import sqlalchemy as sa
+
+        account_id = session.scalar(sa.select(OAuthState.account_id).where(OAuthState.confirm_hash.is_not(None))
+                                    .order_by(OAuthState.id.desc()).limit(1))
+    make_user(app, email=email, account_id=account_id)
+    signed = browser.post(page.url, data={"email": email, "password": PASSWORD, "csrf_token": csrf_from(page.text)}, timeout=20)
+    assert "/oauth/amocrm/confirm/" in urlsplit(signed.url).path and 'data-result="confirm"' in signed.text, signed.text[:500]
+    return browser.post(signed.url, data={"csrf_token": csrf_from(signed.text)}, timeout=20)

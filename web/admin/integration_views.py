@@ -25,6 +25,7 @@ from flask_login import current_user
 from core import integrations, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
+from core.crypto import new_token
 from core.diagnostics import check_integration
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
@@ -33,6 +34,7 @@ from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
+from web.oauth import BROWSER_BINDING_KEY
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +244,11 @@ class IntegrationsView(AdminAccess, BaseView):
         """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
         A failure is kept for step 1 of the setup page, where both paths land."""
         return_to = self._setup_url(integration.id)
+        # The callback completes without a confirmation only in this browser session, for this user.
+        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
         try:
-            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to)
+            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
+                                user_id=current_user.id, browser_binding=binding)
         except ConnectError as exc:
             db.session.commit()  # what the admin typed is kept
             message = connect_error(exc.code, exc.message)

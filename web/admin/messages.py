@@ -41,14 +41,10 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
      N_("Group %(g)s, condition %(c)s: the regular expression is too long: %(n)s characters (at most %(max)s).")),
     (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression does not compile: (?P<error>.+)\.",
      N_("Group %(g)s, condition %(c)s: the regular expression is invalid: %(error)s.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression repeats a group that itself contains a repetition.*",
-     N_("Group %(g)s, condition %(c)s: the regular expression repeats a group that itself contains a repetition (like (a+)+), "
-        "which can take forever on some addresses. Simplify it, or make the inner repetition possessive (a++) or atomic ((?>...)).")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression has two repetitions next to each other.*",
-     N_("Group %(g)s, condition %(c)s: the regular expression has two repetitions next to each other that can match the same "
-        "characters (like .*.*), which is very slow on long addresses. Keep one of them.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression is nested too deeply\.",
-     N_("Group %(g)s, condition %(c)s: the regular expression is nested too deeply.")),
+    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression uses (?P<construct>.+), which conditions do not support "
+     r"\(they use RE2 syntax, as Google Analytics filters do\)\.",
+     N_("Group %(g)s, condition %(c)s: the regular expression uses %(construct)s, which conditions do not support "
+        "(they use RE2 syntax, as Google Analytics filters do).")),
     (r"Too many condition groups: (?P<n>\d+) \(at most (?P<max>\d+)\)\.", N_("Too many condition groups: %(n)s (at most %(max)s).")),
     (r"Group (?P<g>\d+): too many conditions: (?P<n>\d+) \(at most (?P<max>\d+)\)\.",
      N_("Group %(g)s: too many conditions: %(n)s (at most %(max)s).")),
@@ -99,6 +95,10 @@ CONNECT_ERRORS = {
     "bad_callback": N_("amoCRM's answer is incomplete: no authorisation code or account address."),
     "code_rejected": N_("amoCRM rejected the authorisation code (it is valid for 20 minutes and only once). Connect again."),
     "amocrm_unavailable": N_("amoCRM did not answer. Try again in a minute."),
+    "unknown_confirmation": N_("This confirmation link is unknown. Start connecting again from the integration settings."),
+    "confirmation_used": N_("This connection was already confirmed or cancelled. Start connecting again."),
+    "code_expired": N_("amoCRM's authorisation code is valid for 20 minutes and this one has expired. Connect again."),
+    "wrong_account": N_("This amoCRM connection belongs to another Chatsource account: only its users can confirm it. Nothing was connected."),
 }
 
 
@@ -112,6 +112,9 @@ def translate(message: str | None, rows: list[str] | None = None) -> str:
         match = pattern.fullmatch(text)
         if match:
             params = match.groupdict()
+            construct = params.get("construct")
+            if construct:  # core names the construct with a msgid of its own
+                params["construct"] = gettext(construct)
             if "i" in params:
                 i = int(params.pop("i"))
                 params["row"] = rows[i] if rows and i < len(rows) else str(i + 1)

@@ -384,7 +384,9 @@ def _paths() -> dict:
                          body=_body("IntegrationSettings"), errors=("NotFound", "Unprocessable")),
         },
         "/api/v1/integrations/{integration_id}/connect": {
-            "post": _op("Start connecting to amoCRM", ok(_obj({"authorize_url": TEXT}), "open authorize_url in the browser"),
+            "post": _op("Start connecting to amoCRM", ok(_obj({"authorize_url": TEXT}),
+                        "open authorize_url in the browser; after amoCRM's consent a signed-in admin of this "
+                        "account confirms the link («Подключить») before the code is exchanged"),
                         tags=["integrations"], parameters=[_path("integration_id", "integration id")],
                         body={"required": False, "content": {"application/json": {"schema": _obj(
                             {"mode": {"type": "string", "enum": ["popup", "post_message"]}}, [])}}},
