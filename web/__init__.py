@@ -12,6 +12,9 @@ from core.db import engine_options
 from core.services import build_services
 from core.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
+from web.json_input import SafeJSONProvider
+
+MAX_CONTENT_LENGTH = 1024 * 1024
 
 log = logging.getLogger(__name__)
 _TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
@@ -59,6 +62,9 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     configure_logging(settings.log_level)
     app = Flask(__name__, instance_path=settings.instance_dir, instance_relative_config=False)
     app.config.update(
+        # Every body but the webhook's (its own WEBHOOK_MAX_BYTES, web/webhooks.py) and the tracking
+        # hit's (16 KB): no form or API call of ours comes near a megabyte.
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
@@ -67,6 +73,7 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
         SESSION_COOKIE_SECURE=settings.is_production,
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.json = SafeJSONProvider(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
@@ -78,9 +85,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     with app.app_context():
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
     if redis_client is None and settings.redis_url:
-        import redis
+        from core.redis_connect import redis_client as connect_redis
 
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+        redis_client = connect_redis(settings.redis_url, settings.redis_ssl_cert_reqs, socket_timeout=5,
+                                     socket_connect_timeout=3, health_check_interval=30)
     services = build_services(settings, session_factory, redis_client)
     app.extensions["chatsource.settings"] = settings
     app.extensions["chatsource.services"] = services

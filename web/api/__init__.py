@@ -21,6 +21,7 @@ from core.oauth_connect import ConnectError, start_connect
 from web.csv_export import requests_csv_response
 from web.errors import json_error
 from web.extensions import csrf, db
+from web.json_input import JsonTooDeep
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -164,7 +165,12 @@ def _http(exc: HTTPException):
 
 
 def body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = current_app.json.loads(request.get_data()) if request.is_json else None
+    except JsonTooDeep as exc:
+        raise ApiError(400, "bad_json", str(exc))
+    except ValueError:
+        data = None
     if data is None:
         raise ApiError(400, "bad_json", "send a JSON object with Content-Type: application/json")
     if not isinstance(data, dict):
