@@ -19,7 +19,9 @@ max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 preload_app = False  # no DB or Redis connection may be shared across the fork
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
+# Whose X-Forwarded-Proto/-For to believe: nobody unless told (the app reads the same variable for
+# X-Forwarded-For, web/proxy.py). Heroku's router overwrites those headers: FORWARDED_ALLOW_IPS='*' there.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
 _WEBHOOK_TOKEN = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
 # The OAuth callback's one-time code and state (admin issue #3): spent at once, still credentials.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -47,6 +48,9 @@ class Settings:
     # rediss:// verifies the server certificate; "none" only when the provider's chain cannot be
     # verified (Heroku Redis presents a self-signed one) and the operator says so explicitly.
     redis_ssl_cert_reqs: str = "required"
+    # Peers whose X-Forwarded-* headers are believed (gunicorn's own FORWARDED_ALLOW_IPS): addresses,
+    # networks or "*". Empty trusts nobody, so a client cannot choose its own address.
+    forwarded_allow_ips: tuple[str, ...] = ()
     secret_key: str = ""
     token_encryption_keys: tuple[str, ...] = ()
     amocrm_client_id: str = ""
@@ -143,6 +147,13 @@ class Settings:
         redis_cert_reqs = (env.get("REDIS_SSL_CERT_REQS") or "required").strip().lower()
         if redis_cert_reqs not in ("required", "none"):
             problems.append(f"REDIS_SSL_CERT_REQS must be required or none, not {redis_cert_reqs!r}")
+        forwarded = tuple(e.strip() for e in (env.get("FORWARDED_ALLOW_IPS") or "").split(",") if e.strip())
+        for entry in forwarded:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    problems.append(f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address, a network or '*'")
         admin_email = (env.get("ADMIN_EMAIL") or "").strip() or None
         admin_password = env.get("ADMIN_PASSWORD") or None
         if bool(admin_email) != bool(admin_password):
@@ -166,6 +177,7 @@ class Settings:
             database_url=database_url,
             redis_url=redis_url,
             redis_ssl_cert_reqs=redis_cert_reqs,
+            forwarded_allow_ips=forwarded,
             secret_key=secret_key,
             token_encryption_keys=keys,
             amocrm_client_id=env.get("AMOCRM_CLIENT_ID") or "",

@@ -6,13 +6,13 @@ import re
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import engine_options
 from core.services import build_services
 from core.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
 from web.json_input import SafeJSONProvider
+from web.proxy import TrustedProxyFix, parse_trusted
 
 MAX_CONTENT_LENGTH = 1024 * 1024
 
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     app.json = SafeJSONProvider(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, parse_trusted(settings.forwarded_allow_ips))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
