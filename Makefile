@@ -23,15 +23,15 @@ setup: $(VENV)/.installed
 	@$(BIN)/pybabel compile -d web/translations
 	@$(BIN)/python -m web.i18n
 
+# What the Procfile runs (launch.py): release, then web alone (embedded worker) or, with REDIS_URL,
+# web + worker under honcho.
 run: setup
-	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi bootstrap
 	@echo ""
 	@echo "  Chatsource is starting on http://127.0.0.1:$(PORT)  (health: /healthz, Data API: /api/v1)"
 	@echo "  Data API token:  $(BIN)/flask --app wsgi api-tokens create my-token"
 	@echo "  amoCRM sandbox:  make sandbox   (in another terminal)"
 	@echo ""
-	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/gunicorn wsgi:app -c gunicorn.conf.py
+	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/python launch.py
 
 # Browser tests drive the system Chromium (never `playwright install`, which downloads).
 chromium:

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from core import catalog, dashboard, integrations, maintenance, reports, talk_processing, visitor_sessions
+from core import catalog, dashboard, integrations, maintenance, reports, talk_processing, visitor_sessions, worker_health
 from core.accounts import authenticate_api_token
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
@@ -318,7 +318,9 @@ def get_session(session_id: int):
 
 def _integration_dict(integration):
     data = integrations.to_dict(services(), integration)
-    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(db.session, integration.account_id, integration.id)]
+    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(
+        db.session, integration.account_id, integration.id,
+        processing=worker_health.processing_state(db.session, services().redis, integration.account_id))]
     return data
 
 
@@ -500,7 +502,8 @@ def get_dashboard():
     try:
         data = dashboard.build_dashboard(db.session, g.account_id, request.args.get("date_from") or None,
                                          request.args.get("date_till") or None, tz=request.args.get("tz") or None,
-                                         integration_id=integration_id, lang=lang)
+                                         integration_id=integration_id, lang=lang,
+                                         processing=worker_health.processing_state(db.session, services().redis, g.account_id))
     except ValidationFailed as exc:
         raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
     return jsonify(data)
