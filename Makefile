@@ -8,15 +8,29 @@ export PORT
 # the tests say test (tests/conftest.py). Export APP_ENV=production to try the production checks.
 export APP_ENV ?= development
 
-.PHONY: run test setup sandbox demo clean-venv chromium bench wrk
+.PHONY: run test setup sandbox demo clean-venv chromium bench wrk lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
+# requirements*.txt are the lock: every package of the tree, pinned, with its hashes; pip refuses
+# anything else (a re-uploaded or substituted file, an unpinned transitive dependency).
 $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Rebuild the lock from requirements.in / requirements-dev.in (pip-tools in its own venv, never the
+# product's). Versions already locked stay unless the .in file changes them: upgrade a package by
+# editing its pin in the .in file (or `make lock LOCK_ARGS=--upgrade-package=NAME`), then `make test`.
+TOOLS_VENV ?= .venv-tools
+PIP_TOOLS_VERSION ?= 7.6.2
+PIP_COMPILE = $(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock:
+	@test -x $(TOOLS_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(TOOLS_VENV) && \
+	  $(TOOLS_VENV)/bin/pip install --quiet pip-tools==$(PIP_TOOLS_VERSION); }
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
 
 # Translations are build products (.mo files are git-ignored): ours, and Flask-Admin's Russian.
 setup: $(VENV)/.installed
