@@ -114,6 +114,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     init_admin(app)
     # --- end admin ---
 
+    from web import security_headers
+
+    security_headers.install(app, settings.is_production)
+
     from web.cli import register_cli
 
     register_cli(app)
