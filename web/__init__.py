@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
 from core.db import engine_options
+from core.log_redaction import RedactSecrets
 from core.services import build_services
 from core.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
@@ -17,29 +17,8 @@ from web.proxy import TrustedProxyFix, parse_trusted
 MAX_CONTENT_LENGTH = 1024 * 1024
 
 log = logging.getLogger(__name__)
-_TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
-_OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")  # the OAuth callback's one-time code (admin)
-
-
-def _redact(text: str) -> str:
-    if "/webhooks/amocrm/" in text:
-        text = _TOKEN_IN_PATH.sub(r"\1***", text)
-    if "/oauth/amocrm/callback" in text:
-        text = _OAUTH_SECRETS.sub(r"\1***", text)
-    return text
-
-
-class RedactWebhookTokens(logging.Filter):
-    """The webhook url carries its only secret in the path, the OAuth callback a one-time code in its
-    query: keep both out of every log line."""
-
-    def filter(self, record):
-        if isinstance(record.msg, str):
-            record.msg = _redact(record.msg)
-        if record.args:
-            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args) \
-                if isinstance(record.args, tuple) else record.args
-        return True
+# The filter lives in core (gunicorn.conf.py uses it for gunicorn's own logs); the old name stays.
+RedactWebhookTokens = RedactSecrets
 
 
 def configure_logging(level: str) -> None:

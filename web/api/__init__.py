@@ -18,6 +18,7 @@ from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Site, Source, WebhookEvent
 from core.oauth_connect import ConnectError, start_connect
+from core.webhook_rotation import rotate_webhook
 from web.csv_export import requests_csv_response
 from web.errors import json_error
 from web.extensions import csrf, db
@@ -369,6 +370,12 @@ def connect_integration(integration_id: int):
         raise ApiError(422, exc.code, exc.message)
     db.session.commit()
     return jsonify({"authorize_url": url})
+
+
+@bp.post("/integrations/<int:integration_id>/webhook/rotate")
+def rotate_integration_webhook(integration_id: int):
+    integration = integrations.get_integration(db.session, g.account_id, integration_id)
+    return jsonify(rotate_webhook(services(), integration, db.session).to_dict())
 
 
 @bp.get("/integrations/<int:integration_id>/custom-fields")
