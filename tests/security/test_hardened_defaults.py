@@ -48,6 +48,13 @@ def test_deeply_nested_json_on_collect_is_a_400_and_stores_nothing(client, api, 
         assert session.query(VisitorSession).count() == 0
 
 
+def test_deeply_nested_rules_from_the_admin_form_are_a_form_error():
+    from core.conditions import ConditionError, validate_conditions
+
+    with pytest.raises(ConditionError, match="nested too deeply"):
+        validate_conditions("[" * 100_000 + "]" * 100_000)
+
+
 def test_ordinary_nesting_still_parses(client, api):
     response = client.post("/api/v1/sites", headers=api, json={"name": "Сайт", "domain": "ok.example.ru"})
     assert response.status_code == 201
