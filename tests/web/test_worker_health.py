@@ -118,3 +118,11 @@ def test_the_embedded_worker_counts_as_a_worker(db_url, tmp_path):
     finally:
         dispose(app)
     assert not worker_health.worker_alive(None)  # stopped with its worker
+
+
+def test_the_openapi_document_knows_every_warning_code():
+    """The dashboard API answers with this alarm; its schema's enum must allow it."""
+    from core.dashboard import MESSAGES_EN
+    from web.api.openapi import SCHEMAS
+
+    assert set(SCHEMAS["Warning"]["properties"]["code"]["enum"]) == set(MESSAGES_EN)

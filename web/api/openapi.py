@@ -120,7 +120,8 @@ SCHEMAS: dict[str, dict] = {
     }, [], closed=True),
     "Warning": _obj({
         "code": {"type": "string", "enum": ["needs_reauth", "webhook_disabled", "webhook_missing", "refresh_token_old",
-                                            "backlog", "events_failed", "default_spike", "last_error"]},
+                                            "backlog", "events_failed", "default_spike", "last_error", "no_worker"],
+                 "description": "no_worker: events wait and no worker consumes the queue (integration_id is null)"},
         "severity": {"type": "string", "enum": ["error", "warning"]},
         "integration_id": N_ID, "integration_name": N_TEXT,
         "params": {"type": "object"},
