@@ -4,31 +4,48 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
+# An unset APP_ENV is production (core/settings.py): the local commands say development themselves,
+# the tests say test (tests/conftest.py). Export APP_ENV=production to try the production checks.
+export APP_ENV ?= development
 
-.PHONY: run test setup sandbox demo clean-venv chromium bench wrk
+.PHONY: run test setup sandbox demo clean-venv chromium bench wrk lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
+# requirements*.txt are the lock: every package of the tree, pinned, with its hashes; pip refuses
+# anything else (a re-uploaded or substituted file, an unpinned transitive dependency).
 $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+# Rebuild the lock from requirements.in / requirements-dev.in (pip-tools in its own venv, never the
+# product's). Versions already locked stay unless the .in file changes them: upgrade a package by
+# editing its pin in the .in file (or `make lock LOCK_ARGS=--upgrade-package=NAME`), then `make test`.
+TOOLS_VENV ?= .venv-tools
+PIP_TOOLS_VERSION ?= 7.6.2
+PIP_COMPILE = $(TOOLS_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock:
+	@test -x $(TOOLS_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(TOOLS_VENV) && \
+	  $(TOOLS_VENV)/bin/pip install --quiet pip-tools==$(PIP_TOOLS_VERSION); }
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
 
 # Translations are build products (.mo files are git-ignored): ours, and Flask-Admin's Russian.
 setup: $(VENV)/.installed
 	@$(BIN)/pybabel compile -d web/translations
 	@$(BIN)/python -m web.i18n
 
+# What the Procfile runs (launch.py): release, then web alone (embedded worker) or, with REDIS_URL,
+# web + worker under honcho.
 run: setup
-	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi bootstrap
 	@echo ""
 	@echo "  Chatsource is starting on http://127.0.0.1:$(PORT)  (health: /healthz, Data API: /api/v1)"
 	@echo "  Data API token:  $(BIN)/flask --app wsgi api-tokens create my-token"
 	@echo "  amoCRM sandbox:  make sandbox   (in another terminal)"
 	@echo ""
-	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/gunicorn wsgi:app -c gunicorn.conf.py
+	WEB_CONCURRENCY=$${WEB_CONCURRENCY:-1} BIND_HOST=$${BIND_HOST:-127.0.0.1} $(BIN)/python launch.py
 
 # Browser tests drive the system Chromium (never `playwright install`, which downloads).
 chromium:

@@ -1,8 +1,11 @@
 """gunicorn settings (Heroku's python-getting-started shape, plus Redash's max_requests)."""
 import os
-import re
+import sys
 
 from gunicorn.glogging import Logger
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the console script's path is its bin dir
+from core.log_redaction import CONFIRM_TOKEN, OAUTH_CALLBACK, OAUTH_SECRETS, WEBHOOK_TOKEN, RedactSecrets
 
 bind = [f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"]
 worker_class = "gthread"
@@ -19,27 +22,29 @@ max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 preload_app = False  # no DB or Redis connection may be shared across the fork
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")
-
-_WEBHOOK_TOKEN = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
-# The OAuth callback's one-time code and state (admin issue #3): spent at once, still credentials.
-_OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")
-# A parked OAuth connect's confirmation token (issue 10 §1), in its path or in the sign-in page's `next`.
-_CONFIRM_TOKEN = re.compile(r"((?:/|%2F)oauth(?:/|%2F)amocrm(?:/|%2F)confirm(?:/|%2F))[^/?&\s\"]+", re.I)
-
+# Whose X-Forwarded-Proto/-For to believe: nobody unless told (the app reads the same variable for
+# X-Forwarded-For, web/proxy.py). Heroku's router overwrites those headers: FORWARDED_ALLOW_IPS='*' there.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
 class RedactingLogger(Logger):
-    """The webhook url's path is its secret: the access log shows /webhooks/amocrm/***."""
+    """The webhook url's path is its secret: the access log shows /webhooks/amocrm/***, and so does the
+    error log ("Error handling request /webhooks/amocrm/…" and its traceback). The OAuth callback's
+    one-time code and state likewise."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if not any(isinstance(f, RedactSecrets) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactSecrets())
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
-        callback = "/oauth/amocrm/callback" in str(atoms.get("U", ""))
+        callback = OAUTH_CALLBACK in str(atoms.get("U", ""))
         for key in ("r", "U", "q"):
             if key in atoms and isinstance(atoms[key], str):
-                atoms[key] = _WEBHOOK_TOKEN.sub(r"\1***", atoms[key])
-                atoms[key] = _CONFIRM_TOKEN.sub(r"\1***", atoms[key])
+                atoms[key] = WEBHOOK_TOKEN.sub(r"\1***", atoms[key])
+                atoms[key] = CONFIRM_TOKEN.sub(r"\1***", atoms[key])
                 if callback:
-                    atoms[key] = _OAUTH_SECRETS.sub(r"\1***", atoms[key])
+                    atoms[key] = OAUTH_SECRETS.sub(r"\1***", atoms[key])
         return atoms
 
 

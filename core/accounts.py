@@ -1,13 +1,16 @@
 """Accounts (one client's analytics account, "ЛК"), their admin users and Data API tokens."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from core.crypto import new_token, sha256_hex
 from core.db import utcnow
-from core.models import Account, ApiToken, User
+from core.models import Account, ApiToken, Integration, User
 
 API_TOKEN_PREFIX = "cs_"
 
@@ -27,10 +30,46 @@ def ensure_first_account(session: Session, name: str = "Мой аккаунт") 
 
 
 def create_account(session: Session, name: str) -> Account:
-    account = Account(name=name.strip() or "Аккаунт")
+    name = (name or "").strip()
+    if not name:
+        raise AccountError("give the account a name")
+    if len(name) > 200:
+        raise AccountError("the account name is longer than 200 characters")
+    account = Account(name=name)
     session.add(account)
     session.flush()
     return account
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    id: int
+    name: str
+    created_at: datetime
+    users: int
+    integrations: int
+
+
+def list_accounts(session: Session) -> list[AccountSummary]:
+    """Every account with how many users and integrations it has (the operator's `accounts list`)."""
+    users = sa.select(sa.func.count(User.id)).where(User.account_id == Account.id).scalar_subquery()
+    integrations = sa.select(sa.func.count(Integration.id)).where(Integration.account_id == Account.id).scalar_subquery()
+    rows = session.execute(sa.select(Account.id, Account.name, Account.created_at, users, integrations).order_by(Account.id))
+    return [AccountSummary(*row) for row in rows]
+
+
+def account_for_command(session: Session, account_id: int | None) -> Account:
+    """The account an operator's command acts on. Without --account only a single-account install
+    may guess: with several, a token or user silently landing in the first account is a data leak."""
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        if account is None:
+            raise AccountError(f"account {account_id} does not exist (see `accounts list`)")
+        return account
+    accounts = session.scalars(sa.select(Account).order_by(Account.id).limit(2)).all()
+    if len(accounts) > 1:
+        raise AccountError("there are several accounts: say which with --account N (see `accounts list`)")
+    return accounts[0] if accounts else ensure_first_account(session)
 
 
 def normalise_email(email: str) -> str:
@@ -38,6 +77,10 @@ def normalise_email(email: str) -> str:
     if "@" not in email or len(email) > 254 or email.startswith("@") or email.endswith("@"):
         raise AccountError(f"not an email address: {email!r}")
     return email
+
+
+def user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.email == normalise_email(email)))
 
 
 def set_user(session: Session, account_id: int, email: str, password: str) -> User:
@@ -49,6 +92,10 @@ def set_user(session: Session, account_id: int, email: str, password: str) -> Us
     if user is None:
         user = User(account_id=account_id, email=email, password_hash="")
         session.add(user)
+    elif user.account_id != account_id:
+        # Resetting it would hand another client's admin sign-in to whoever runs the command for this one.
+        raise AccountError(f"{email} belongs to another account ({user.account_id}); "
+                           "a user is in exactly one account, use another email")
     user.password_hash = generate_password_hash(password)
     user.failed_logins = 0
     user.is_active = True

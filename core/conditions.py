@@ -94,6 +94,8 @@ def validate_conditions(raw: Any) -> list[list[dict]]:
             raw = json.loads(raw) if raw.strip() else []
         except ValueError as exc:
             raise ConditionError(f"The rules are not valid JSON: {exc}") from None
+        except RecursionError:  # `[[[[…` thousands deep from the admin's rules textarea
+            raise ConditionError("The rules are not valid JSON: nested too deeply.") from None
     if not isinstance(raw, (list, tuple)):
         raise ConditionError("The rules must be a list of condition groups.")
     if len(raw) > MAX_GROUPS:

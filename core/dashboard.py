@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from core.catalog import ValidationFailed
 from core.db import utcnow
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
+from core.worker_health import ProcessingState
 from core.reports import (
     _DAY, ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
 )
@@ -74,6 +75,8 @@ MESSAGES_RU = {
     "default_spike": "«%(name)s»: доля обращений «по умолчанию» выросла до %(current)s%% (было %(previous)s%%). "
                      "Возможно, скрипт на сайте перестал передавать сессию в amoCRM.",
     "last_error": "«%(name)s»: последняя ошибка: %(error)s",
+    "no_worker": "Обработчик не запущен: запустите процесс worker из Procfile (или «make run», он запускает оба "
+                 "процесса). События ждут %(minutes)s мин., запросы не создаются.",
 }
 MESSAGES_EN = {
     "needs_reauth": N_("«%(name)s»: amoCRM revoked the authorisation. Press «Подключить» and allow access again; "
@@ -91,8 +94,10 @@ MESSAGES_EN = {
     "default_spike": N_("«%(name)s»: the share of requests attributed by default rose to %(current)s%% (was "
                         "%(previous)s%%). The site script may have stopped handing the session to amoCRM."),
     "last_error": N_("«%(name)s»: last error: %(error)s"),
+    "no_worker": N_("The worker is not running: start the Procfile's worker process (or «make run», which starts "
+                    "both). Events have waited %(minutes)s min and no requests are being created."),
 }
-SEVERITY = {"needs_reauth": "error", "webhook_disabled": "error", "webhook_missing": "error"}
+SEVERITY = {"needs_reauth": "error", "webhook_disabled": "error", "webhook_missing": "error", "no_worker": "error"}
 
 
 @dataclass
@@ -197,7 +202,8 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 
 def build_dashboard(session: Session, account_id: int, date_from=None, date_till=None, *, tz: str | None = None,
                     integration_id: int | None = None, lang: str = "ru", now: datetime | None = None,
-                    today: date | None = None) -> dict:
+                    today: date | None = None, processing: ProcessingState | None = None) -> dict:
+    """`processing`: whether a worker consumes the queue (core.worker_health), when the caller can tell."""
     start_day, till_day, zone = resolve_range(date_from, date_till, tz, today)
     start, end = local_day_bounds(start_day, till_day, zone)
     span = end - start
@@ -241,6 +247,7 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
     per_integration_before = _attribution_by_integration(session, account_id, prev_start, start, integration_id)
     warnings = health_warnings(health, now=now)
     warnings += spike_warnings(health, per_integration_now, per_integration_before)
+    warnings += worker_warnings(processing)
     warnings.sort(key=lambda w: (w.severity != "error", w.integration_id or 0, w.code))
 
     return {
@@ -497,7 +504,15 @@ def spike_warnings(health: list[Health], current: dict[int, dict[str, int]], pre
     return warnings
 
 
-def integration_warnings(session: Session, account_id: int, integration_id: int, *, now: datetime | None = None) -> list[HealthWarning]:
+def worker_warnings(processing: ProcessingState | None) -> list[HealthWarning]:
+    """The alarm of issue 9 §3: events wait and no worker takes them (the web process alone on Redis)."""
+    if processing is None or not processing.stalled:
+        return []
+    return [HealthWarning("no_worker", None, None, {"minutes": max(processing.waiting_seconds // 60, 1)})]
+
+
+def integration_warnings(session: Session, account_id: int, integration_id: int, *, now: datetime | None = None,
+                         processing: ProcessingState | None = None) -> list[HealthWarning]:
     """The warnings of one integration (its settings page): health, and the default share of the last
     seven days against the seven before."""
     now = now or utcnow()
@@ -507,6 +522,6 @@ def integration_warnings(session: Session, account_id: int, integration_id: int,
     span = timedelta(days=INTEGRATION_SPIKE_DAYS)
     current = _attribution_by_integration(session, account_id, now - span, now, integration_id)
     previous = _attribution_by_integration(session, account_id, now - 2 * span, now - span, integration_id)
-    warnings = health_warnings(health, now) + spike_warnings(health, current, previous)
+    warnings = health_warnings(health, now) + spike_warnings(health, current, previous) + worker_warnings(processing)
     warnings.sort(key=lambda w: (w.severity != "error", w.code))
     return warnings

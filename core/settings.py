@@ -1,15 +1,19 @@
 """Settings from the environment, validated once at start.
 
 Every process (web, worker, CLI, release) builds one `Settings` with `Settings.from_env()`.
-In development (APP_ENV unset or "development") missing secrets are generated once and kept in
-`instance/dev-secrets.json`, so a newcomer needs nothing set and tokens stay decryptable across
-restarts. In production (APP_ENV=production) a missing or weak secret stops the start with a
-message naming every problem at once.
+APP_ENV unset means production: a Procfile or a bare gunicorn start must never run with generated
+secrets, insecure cookies or an http PUBLIC_URL because somebody forgot a variable. `make run`,
+`make demo` and `make sandbox` set APP_ENV=development themselves; the tests set APP_ENV=test.
+In development missing secrets are generated once and kept in `instance/dev-secrets.json` (mode
+0600), so a newcomer needs nothing set and tokens stay decryptable across restarts. In production a
+missing or weak secret, or a too-broad AMOCRM_ALLOWED_HOSTS entry, stops the start with a message
+naming every problem at once.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -18,6 +22,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
+
+from core.amocrm.hosts import production_pattern_problem
 
 DEFAULT_ALLOWED_HOSTS = ("*.amocrm.ru", "*.amocrm.com", "*.kommo.com")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +45,12 @@ class Settings:
     public_url: str = "http://127.0.0.1:5000"
     database_url: str = ""
     redis_url: str | None = None
+    # rediss:// verifies the server certificate; "none" only when the provider's chain cannot be
+    # verified (Heroku Redis presents a self-signed one) and the operator says so explicitly.
+    redis_ssl_cert_reqs: str = "required"
+    # Peers whose X-Forwarded-* headers are believed (gunicorn's own FORWARDED_ALLOW_IPS): addresses,
+    # networks or "*". Empty trusts nobody, so a client cannot choose its own address.
+    forwarded_allow_ips: tuple[str, ...] = ()
     secret_key: str = ""
     token_encryption_keys: tuple[str, ...] = ()
     amocrm_client_id: str = ""
@@ -89,7 +101,7 @@ class Settings:
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
         env = dict(os.environ if environ is None else environ)
         problems: list[str] = []
-        app_env = (env.get("APP_ENV") or "development").strip().lower()
+        app_env = (env.get("APP_ENV") or "production").strip().lower()
         if app_env not in ("development", "production", "test"):
             problems.append(f"APP_ENV must be development, production or test, not {app_env!r}")
         production = app_env == "production"
@@ -141,6 +153,18 @@ class Settings:
             if hosts_raw
             else DEFAULT_ALLOWED_HOSTS
         )
+        if production:
+            problems.extend(f"AMOCRM_ALLOWED_HOSTS: {p}" for p in map(production_pattern_problem, hosts) if p)
+        redis_cert_reqs = (env.get("REDIS_SSL_CERT_REQS") or "required").strip().lower()
+        if redis_cert_reqs not in ("required", "none"):
+            problems.append(f"REDIS_SSL_CERT_REQS must be required or none, not {redis_cert_reqs!r}")
+        forwarded = tuple(e.strip() for e in (env.get("FORWARDED_ALLOW_IPS") or "").split(",") if e.strip())
+        for entry in forwarded:
+            if entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    problems.append(f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address, a network or '*'")
         admin_email = (env.get("ADMIN_EMAIL") or "").strip() or None
         admin_password = env.get("ADMIN_PASSWORD") or None
         if bool(admin_email) != bool(admin_password):
@@ -174,6 +198,8 @@ class Settings:
             public_url=public_url,
             database_url=database_url,
             redis_url=redis_url,
+            redis_ssl_cert_reqs=redis_cert_reqs,
+            forwarded_allow_ips=forwarded,
             secret_key=secret_key,
             token_encryption_keys=keys,
             amocrm_client_id=env.get("AMOCRM_CLIENT_ID") or "",
@@ -230,8 +256,10 @@ def _dev_secrets(instance_dir: str) -> dict:
         "TOKEN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.chmod(tmp, 0o600)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    # Created 0600 in one step: a write-then-chmod leaves the secrets readable by anyone for a moment.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data))
     tmp.replace(path)
     return data

@@ -62,8 +62,18 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+# The sandbox hands out tokens for a fake account and lets anyone on loopback drive it: it is a
+# development tool. Like the product, an unset APP_ENV means production, so it must be asked for.
+RUNS_IN = ("development", "test")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    app_env = (os.environ.get("APP_ENV") or "production").strip().lower()
+    if app_env not in RUNS_IN:
+        print(f"sandbox: runs only in development (APP_ENV is {app_env!r}); "
+              "start it with APP_ENV=development, as `make sandbox` and `make demo` do", file=sys.stderr)
+        return 2
     try:
         settings = settings_from_args(args)
         from .app import create_sandbox_app

@@ -2,45 +2,23 @@
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core.db import engine_options
+from core.log_redaction import RedactSecrets
 from core.services import build_services
 from core.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
+from web.json_input import SafeJSONProvider
+from web.proxy import TrustedProxyFix, parse_trusted
+
+MAX_CONTENT_LENGTH = 1024 * 1024
 
 log = logging.getLogger(__name__)
-_TOKEN_IN_PATH = re.compile(r"(/webhooks/amocrm/)[^/?\s\"]+")
-_OAUTH_SECRETS = re.compile(r"((?:^|[?&])(?:code|state)=)[^&\s\"]+")  # the OAuth callback's one-time code (admin)
-# A parked connect's confirmation link, as a path or url-encoded in the sign-in page's `next`.
-_CONFIRM_TOKEN = re.compile(r"((?:/|%2F)oauth(?:/|%2F)amocrm(?:/|%2F)confirm(?:/|%2F))[^/?&\s\"]+", re.I)
-
-
-def _redact(text: str) -> str:
-    if "/webhooks/amocrm/" in text:
-        text = _TOKEN_IN_PATH.sub(r"\1***", text)
-    if "/oauth/amocrm/callback" in text:
-        text = _OAUTH_SECRETS.sub(r"\1***", text)
-    if "confirm" in text:
-        text = _CONFIRM_TOKEN.sub(r"\1***", text)
-    return text
-
-
-class RedactWebhookTokens(logging.Filter):
-    """The webhook url carries its only secret in the path, the OAuth callback a one-time code in its
-    query: keep both out of every log line."""
-
-    def filter(self, record):
-        if isinstance(record.msg, str):
-            record.msg = _redact(record.msg)
-        if record.args:
-            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args) \
-                if isinstance(record.args, tuple) else record.args
-        return True
+# The filter lives in core (gunicorn.conf.py uses it for gunicorn's own logs); the old name stays.
+RedactWebhookTokens = RedactSecrets
 
 
 def configure_logging(level: str) -> None:
@@ -63,6 +41,9 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     configure_logging(settings.log_level)
     app = Flask(__name__, instance_path=settings.instance_dir, instance_relative_config=False)
     app.config.update(
+        # Every body but the webhook's (its own WEBHOOK_MAX_BYTES, web/webhooks.py) and the tracking
+        # hit's (16 KB): no form or API call of ours comes near a megabyte.
+        MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH,
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
@@ -71,9 +52,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
         SESSION_COOKIE_SECURE=settings.is_production,
         WTF_CSRF_TIME_LIMIT=None,
     )
+    app.json = SafeJSONProvider(app)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, parse_trusted(settings.forwarded_allow_ips))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
@@ -82,9 +64,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     with app.app_context():
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
     if redis_client is None and settings.redis_url:
-        import redis
+        from core.redis_connect import redis_client as connect_redis
 
-        redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+        redis_client = connect_redis(settings.redis_url, settings.redis_ssl_cert_reqs, socket_timeout=5,
+                                     socket_connect_timeout=3, health_check_interval=30)
     services = build_services(settings, session_factory, redis_client)
     app.extensions["chatsource.settings"] = settings
     app.extensions["chatsource.services"] = services
@@ -109,6 +92,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     init_auth(app)
     init_admin(app)
     # --- end admin ---
+
+    from web import security_headers
+
+    security_headers.install(app, settings.is_production)
 
     from web.cli import register_cli
 

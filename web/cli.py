@@ -1,4 +1,5 @@
-"""Flask CLI: `flask --app wsgi api-tokens create NAME`, `users set EMAIL`, `secrets reencrypt`, `bootstrap`."""
+"""Flask CLI, the operator's onboarding: `accounts create NAME` / `accounts list`, `users set EMAIL
+--account N`, `api-tokens create NAME --account N`; and `secrets reencrypt`, `bootstrap`."""
 from __future__ import annotations
 
 import click
@@ -6,26 +7,56 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from core.accounts import AccountError, bootstrap as core_bootstrap, create_api_token, ensure_first_account, set_user
+from core.accounts import (
+    AccountError,
+    account_for_command,
+    bootstrap as core_bootstrap,
+    create_account,
+    create_api_token,
+    list_accounts,
+    set_user,
+    user_by_email,
+)
 from core.models import Account, Integration
 from web.extensions import db
 
+ACCOUNT_OPTION_HELP = "Account id (see `accounts list`); may be left out only when there is one account."
+
 
 def _account(account_id: int | None) -> Account:
-    if account_id is None:
-        return ensure_first_account(db.session)
-    account = db.session.get(Account, account_id)
-    if account is None:
-        raise click.ClickException(f"account {account_id} does not exist")
-    return account
+    try:
+        return account_for_command(db.session, account_id)
+    except AccountError as exc:
+        raise click.ClickException(str(exc))
 
 
 def register_cli(app: Flask) -> None:
+    accounts = AppGroup("accounts", help="Client accounts: each sees only its own integrations and data.")
+
+    @accounts.command("create")
+    @click.argument("name")
+    def create_account_cmd(name):
+        """Create an account; its id is printed as the last line (for scripts)."""
+        try:
+            account = create_account(db.session, name)
+        except AccountError as exc:
+            raise click.ClickException(str(exc))
+        db.session.commit()
+        click.echo(f"Created account {account.name!r}. Next: users set EMAIL --account {account.id}", err=True)
+        click.echo(account.id)
+
+    @accounts.command("list")
+    def list_accounts_cmd():
+        """Every account: id, name, created, users, integrations (tab-separated)."""
+        click.echo("id\tname\tcreated\tusers\tintegrations")
+        for row in list_accounts(db.session):
+            click.echo(f"{row.id}\t{row.name}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.users}\t{row.integrations}")
+
     tokens = AppGroup("api-tokens", help="Data API tokens.")
 
     @tokens.command("create")
     @click.argument("name")
-    @click.option("--account", "account_id", type=int, help="Account id (default: the first account).")
+    @click.option("--account", "account_id", type=int, help=ACCOUNT_OPTION_HELP)
     def create_token(name, account_id):
         """Create a token; the token itself is printed once, as the last line."""
         account = _account(account_id)
@@ -42,10 +73,15 @@ def register_cli(app: Flask) -> None:
     @users.command("set")
     @click.argument("email")
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
-    @click.option("--account", "account_id", type=int)
+    @click.option("--account", "account_id", type=int, help=ACCOUNT_OPTION_HELP)
     def set_user_cmd(email, password, account_id):
-        """Create an admin user, or reset the password of an existing one."""
-        account = _account(account_id)
+        """Create an admin user, or reset the password of an existing one (never of another account's)."""
+        try:
+            existing = user_by_email(db.session, email)
+        except AccountError as exc:
+            raise click.ClickException(str(exc))
+        # Resetting a known user's password needs no --account: the user says which account it is in.
+        account = _account(existing.account_id if existing is not None and account_id is None else account_id)
         try:
             user = set_user(db.session, account.id, email, password)
         except AccountError as exc:
@@ -77,6 +113,7 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo(f"Account {account.id} ({account.name}) ready." + (f" Admin {created.email} created." if created else ""))
 
+    app.cli.add_command(accounts)
     app.cli.add_command(tokens)
     app.cli.add_command(users)
     app.cli.add_command(secrets_group)

@@ -26,6 +26,7 @@ from core import tracking
 from core.models import Site
 from core.ratelimit import QuotaExceeded
 from web.errors import json_error
+from web.json_input import JsonTooDeep
 from web.extensions import csrf, db
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,9 @@ def collect():
     request.max_content_length = tracking.MAX_BODY_BYTES
     raw = request.get_data(cache=False)
     try:
-        data = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        data = current_app.json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except JsonTooDeep as exc:
+        raise CollectError(400, "bad_json", str(exc))
     except (UnicodeDecodeError, ValueError):
         raise CollectError(400, "bad_json", "send a JSON object (as application/json or text/plain)")
     if not isinstance(data, dict):

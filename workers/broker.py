@@ -68,10 +68,13 @@ def make_broker(redis_url: str | None = None, redis_client=None, with_worker_ser
     if redis_client is not None or redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        kwargs = {"client": redis_client} if redis_client is not None else {"url": redis_url}
-        if redis_url and redis_url.startswith("rediss://"):
-            kwargs["ssl_cert_reqs"] = None  # Heroku Redis presents a self-signed chain
-        return RedisBroker(namespace=NAMESPACE, middleware=middleware(with_worker_services), dead_message_ttl=3_600_000, **kwargs)
+        from core.redis_connect import redis_client as connect_redis
+
+        # Our own client, not `url=`: RedisBroker builds its pool from the bare url and drops any
+        # connection option beside it, so TLS settings must travel in the client.
+        client = redis_client if redis_client is not None else connect_redis(redis_url)
+        return RedisBroker(namespace=NAMESPACE, middleware=middleware(with_worker_services), dead_message_ttl=3_600_000,
+                           client=client)
     return StubBroker(middleware=middleware(with_worker_services))
 
 

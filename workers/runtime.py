@@ -22,14 +22,14 @@ def services() -> Services:
 
 
 def _services_from_env() -> None:
-    import redis
-
     from core.db import create_engine, session_factory
+    from core.redis_connect import redis_client
     from core.services import build_services
     from core.settings import Settings
 
     settings = Settings.from_env()
     engine = create_engine(settings.database_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30) if settings.redis_url else None
+    client = redis_client(settings.redis_url, settings.redis_ssl_cert_reqs, socket_timeout=10, socket_connect_timeout=5,
+                          health_check_interval=30) if settings.redis_url else None
     set_services(build_services(settings, session_factory(engine), client))
     log.info("worker services ready (database %s, redis %s)", engine.url.get_backend_name(), bool(client))

@@ -1,4 +1,5 @@
-"""A thread in each worker process (and in the embedded web worker) that runs the inbox sweep every
+"""A thread in each worker process (and in the embedded web worker) that beats the worker heartbeat
+every few seconds (core/worker_health.py: /healthz knows a worker is consuming) and runs the inbox sweep every
 30 s. A shared lock lets one process sweep per interval however many run. Every 30 minutes it also
 sends `chatsource.run_maintenance` (tokens refreshed ahead of time, webhooks read back from amoCRM):
 a Redis key with that expiry makes it once per interval across all processes and restarts. Likewise,
@@ -10,7 +11,7 @@ import logging
 import threading
 import time
 
-from core import talk_processing
+from core import talk_processing, worker_health
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,22 @@ def reconcile_tick(services: Services) -> list[int]:
 def start_sweeper_thread(services: Services, interval: float = SWEEP_INTERVAL_SECONDS) -> threading.Event:
     stop = threading.Event()
 
+    tick = min(interval, worker_health.HEARTBEAT_INTERVAL_SECONDS)
+
+    def heartbeat():
+        try:
+            worker_health.beat(services.redis)
+        except Exception:
+            log.exception("could not write the worker heartbeat; trying again in %s s", tick)
+
     def loop():
-        while not stop.wait(interval if _threads else 1):
+        heartbeat()
+        next_sweep = time.monotonic() + interval
+        while not stop.wait(tick):
+            heartbeat()
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + interval
             try:
                 sweep_once(services)
             except Exception:
@@ -121,3 +136,4 @@ def stop_sweeper_threads() -> None:
         thread, stop = _threads.pop()
         stop.set()
         thread.join(timeout=5)
+    worker_health.forget_local_beat()

@@ -169,6 +169,11 @@ class AmoCrmClient:
         settings = sorted(existing | set(events))
         return self._request("POST", "/api/v4/webhooks", json={"destination": destination, "settings": settings}) or {}
 
+    def delete_webhook(self, destination: str) -> bool:
+        """Unsubscribe `destination` (`DELETE /api/v4/webhooks {"destination"}` → 204); False when amoCRM
+        has no such hook (404): already gone is what we wanted."""
+        return self._request("DELETE", "/api/v4/webhooks", json={"destination": destination}, not_found=_Missing) is not _Missing
+
     def get_talk(self, talk_id: int) -> dict | None:
         result = self._request("GET", f"/api/v4/talks/{int(talk_id)}", not_found=_Missing)
         if result is _Missing:

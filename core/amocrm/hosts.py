@@ -116,3 +116,24 @@ def check_url(url: str, patterns: Iterable[str]) -> str:
     if port is not None:
         netloc += f":{port}"
     return urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+
+
+def production_pattern_problem(raw: str) -> str | None:
+    """Why `raw` is too broad an AMOCRM_ALLOWED_HOSTS entry for production, or None when it is fine.
+
+    Tokens and the client secret go to whatever host matches. In production that must be a real amoCRM
+    or Kommo domain: a loopback or IP entry would let an integration's url point our credentials at a
+    machine next to us, and `*`, `*.ru` or `*.com` would let it point them at any site on the Internet."""
+    pattern = normalise_host(raw)
+    if pattern == "localhost" or pattern.endswith(".localhost") or is_loopback(pattern):
+        return f"{raw!r} is a loopback host (the sandbox runs only in development)"
+    bare = pattern[2:] if pattern.startswith("*.") else pattern
+    if _ip(bare) is not None or _ip(pattern) is not None:
+        return f"{raw!r} is an IP address: name the amoCRM domain instead"
+    if "*" in bare:
+        return f"{raw!r}: only a leading '*.' wildcard is supported"
+    if pattern.startswith("*.") and bare.count(".") < 1:
+        return f"{raw!r} is too broad: a wildcard needs a domain and its zone, e.g. '*.amocrm.ru'"
+    if "." not in bare:
+        return f"{raw!r} is not a full domain name"
+    return None

@@ -128,7 +128,7 @@ def _free_port() -> int:
 def test_cli_with_demo_seed_and_client_from_env():
     port = _free_port()
     env = dict(os.environ, SANDBOX_CLIENT_ID="env-app", SANDBOX_CLIENT_SECRET="env-secret",
-               SANDBOX_REDIRECT_URI="http://127.0.0.1:5000/cb", PYTHONPATH=ROOT_DIR)
+               SANDBOX_REDIRECT_URI="http://127.0.0.1:5000/cb", PYTHONPATH=ROOT_DIR, APP_ENV="development")
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port),
                              "--seed", "demo", "--auto-approve"], cwd=ROOT_DIR, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -35,7 +35,7 @@ CLIENT_SECRET = "client-secret-SECRET"
 def services(tmp_path):
     # A generous limit so tests are not slowed by the limiter (its own tests are elsewhere).
     settings = Settings.from_env(
-        {"INSTANCE_DIR": str(tmp_path)},
+        {"APP_ENV": "test", "INSTANCE_DIR": str(tmp_path)},
         amocrm_rate_limit=1000, amocrm_rate_window_ms=1000,
         amocrm_allowed_hosts=("*.amocrm.ru", "*.kommo.com", "127.0.0.1"),
     )

@@ -6,8 +6,8 @@ from core.settings import ConfigError, Settings
 
 
 def test_local_run_needs_nothing_and_keeps_its_generated_secrets(tmp_path):
-    first = Settings.from_env({"INSTANCE_DIR": str(tmp_path)})
-    second = Settings.from_env({"INSTANCE_DIR": str(tmp_path)})
+    first = Settings.from_env({"APP_ENV": "development", "INSTANCE_DIR": str(tmp_path)})
+    second = Settings.from_env({"APP_ENV": "development", "INSTANCE_DIR": str(tmp_path)})
     assert first.database_url.startswith("sqlite:///") and first.redis_url is None
     assert first.secret_key == second.secret_key and first.token_encryption_keys == second.token_encryption_keys
     assert first.amocrm_allowed_hosts == ("*.amocrm.ru", "*.amocrm.com", "*.kommo.com")
@@ -43,5 +43,5 @@ def test_production_with_real_secrets_starts(tmp_path):
 ])
 def test_bad_values_are_named(tmp_path, env, words):
     with pytest.raises(ConfigError) as info:
-        Settings.from_env({"INSTANCE_DIR": str(tmp_path), **env})
+        Settings.from_env({"APP_ENV": "development", "INSTANCE_DIR": str(tmp_path), **env})
     assert words in str(info.value)

@@ -24,7 +24,7 @@ CLIENT_SECRET = "client-secret-value-xyz"
 @pytest.fixture
 def services(tmp_path, any_redis):
     """On fakeredis, and on the real Redis server on CI: the refresh lock is a Redis lock."""
-    settings = Settings.from_env({"INSTANCE_DIR": str(tmp_path)}, amocrm_client_id="client-uuid-1")
+    settings = Settings.from_env({"APP_ENV": "test", "INSTANCE_DIR": str(tmp_path)}, amocrm_client_id="client-uuid-1")
     engine = create_engine(f"sqlite:///{tmp_path / 'tokens.db'}")
     Base.metadata.create_all(engine)
     redis_client = any_redis

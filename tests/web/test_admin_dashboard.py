@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from core import integrations
+from core import integrations, worker_health
 from core.db import utcnow
 from core.models import Integration, ReplayRun, WebhookEvent
 from tests.report_data import add_event, add_request, connect, seed_catalog
@@ -149,7 +149,10 @@ def troubled(app, services, account_id):
             add_request(session, account_id, site.id, now - timedelta(days=10, minutes=n), attribution="session")
             add_request(session, account_id, site.id, now - timedelta(days=40, minutes=n), attribution="session")
         session.commit()
-        return {"main": main.id, "old": old.id, "site": site.id, "failed": failed}
+    # A worker runs (its heartbeat is fresh) but this backlog is stuck: the «backlog» warning, not «no_worker».
+    worker_health.beat(None)
+    yield {"main": main.id, "old": old.id, "site": site.id, "failed": failed}
+    worker_health.forget_local_beat()
 
 
 def warnings_of(page: str) -> dict[tuple[str, int], list[str]]:

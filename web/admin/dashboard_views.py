@@ -21,11 +21,11 @@ from babel.dates import format_datetime as babel_datetime
 from babel.dates import format_timedelta
 from babel.numbers import format_decimal
 from babel.numbers import format_percent as format_percent_babel
-from flask import Flask, request, url_for
+from flask import Flask, current_app, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_babel import gettext as _
 
-from core import dashboard
+from core import dashboard, worker_health
 from core.catalog import ValidationFailed
 from core.db import utcnow
 from core.models import Integration
@@ -157,9 +157,15 @@ def prepare_warnings(warnings: list[dict], lang: str, date_from: str | None = No
     return result
 
 
+def _processing(account_id: int):
+    """Is a worker consuming this account's waiting events (the «worker not running» alarm)?"""
+    return worker_health.processing_state(db.session, current_app.extensions["chatsource.services"].redis, account_id)
+
+
 def integration_warnings_for_page(integration_id: int) -> list[dict]:
     """The warnings of one integration of the signed-in account (its setup page)."""
-    warnings = dashboard.integration_warnings(db.session, current_account_id(), integration_id)
+    account_id = current_account_id()
+    warnings = dashboard.integration_warnings(db.session, account_id, integration_id, processing=_processing(account_id))
     today = datetime.now(get_zone(zone_name())).date()
     week_ago = today - timedelta(days=dashboard.INTEGRATION_SPIKE_DAYS - 1)
     return prepare_warnings([w.to_dict() for w in warnings], current_locale(), week_ago.isoformat(), today.isoformat())
@@ -264,12 +270,13 @@ class DashboardView(AdminAccess, AdminIndexView):
                 integration_id = int(raw_integration)
             date_from, date_till, preset = self._choose_range(request.args, zone)
             data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key,
-                                             integration_id=integration_id, lang=lang)
+                                             integration_id=integration_id, lang=lang, processing=_processing(account_id))
         except ValidationFailed as exc:
             db.session.rollback()
             problem, status, integration_id = _range_problem(exc), 400, None
             date_from, date_till, preset = self._choose_range({}, zone)
-            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang)
+            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang,
+                                             processing=_processing(account_id))
         return self.render("admin/cs_dashboard.html", **self._context(data, lang, preset, integration_id, integrations,
                                                                        problem)), status
 

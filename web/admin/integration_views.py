@@ -30,6 +30,7 @@ from core.diagnostics import check_integration
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
 from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
+from core.webhook_rotation import rotate_webhook
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
@@ -446,6 +447,20 @@ class IntegrationsView(AdminAccess, BaseView):
         """The integration's latest backfills as JSON (the page polls it while one runs)."""
         integration = self._get(integration_id)
         return jsonify({"data": reconciliation.list_backfills(db.session, current_account_id(), integration.id)})
+
+    @expose("/<int:integration_id>/webhook/rotate", methods=("POST",))
+    def rotate_webhook(self, integration_id: int):
+        integration = self._get(integration_id)
+        result = rotate_webhook(services(), integration, db.session)
+        if result.error:
+            flash(_("A new webhook url is issued and the old one no longer works, but amoCRM did not take it: "
+                    "%(error)s. Press «Register the webhook in amoCRM» again.", error=result.error), "error")
+        elif result.registered:
+            flash(_("A new webhook url is issued and registered in amoCRM; the old one no longer works."), "success")
+        else:
+            flash(_("A new webhook url is issued; the old one no longer works. Put the new url into amoCRM, or connect "
+                    "the account: it is registered automatically."), "success")
+        return redirect(self._setup_url(integration.id, "step-2"))
 
     @expose("/<int:integration_id>/disconnect", methods=("POST",))
     def disconnect(self, integration_id: int):

@@ -12,15 +12,18 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from core import catalog, dashboard, integrations, maintenance, reconciliation, reports, talk_processing, visitor_sessions
+from core import (catalog, dashboard, integrations, maintenance, reconciliation, reports, talk_processing, visitor_sessions,
+                  worker_health)
 from core.accounts import authenticate_api_token
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Site, Source, WebhookEvent
 from core.oauth_connect import ConnectError, start_connect
+from core.webhook_rotation import rotate_webhook
 from web.csv_export import requests_csv_response
 from web.errors import json_error
 from web.extensions import csrf, db
+from web.json_input import JsonTooDeep
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -164,7 +167,12 @@ def _http(exc: HTTPException):
 
 
 def body() -> dict:
-    data = request.get_json(silent=True)
+    try:
+        data = current_app.json.loads(request.get_data()) if request.is_json else None
+    except JsonTooDeep as exc:
+        raise ApiError(400, "bad_json", str(exc))
+    except ValueError:
+        data = None
     if data is None:
         raise ApiError(400, "bad_json", "send a JSON object with Content-Type: application/json")
     if not isinstance(data, dict):
@@ -312,7 +320,9 @@ def get_session(session_id: int):
 
 def _integration_dict(integration):
     data = integrations.to_dict(services(), integration)
-    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(db.session, integration.account_id, integration.id)]
+    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(
+        db.session, integration.account_id, integration.id,
+        processing=worker_health.processing_state(db.session, services().redis, integration.account_id))]
     return data
 
 
@@ -361,6 +371,12 @@ def connect_integration(integration_id: int):
         raise ApiError(422, exc.code, exc.message)
     db.session.commit()
     return jsonify({"authorize_url": url})
+
+
+@bp.post("/integrations/<int:integration_id>/webhook/rotate")
+def rotate_integration_webhook(integration_id: int):
+    integration = integrations.get_integration(db.session, g.account_id, integration_id)
+    return jsonify(rotate_webhook(services(), integration, db.session).to_dict())
 
 
 @bp.get("/integrations/<int:integration_id>/custom-fields")
@@ -527,7 +543,8 @@ def get_dashboard():
     try:
         data = dashboard.build_dashboard(db.session, g.account_id, request.args.get("date_from") or None,
                                          request.args.get("date_till") or None, tz=request.args.get("tz") or None,
-                                         integration_id=integration_id, lang=lang)
+                                         integration_id=integration_id, lang=lang,
+                                         processing=worker_health.processing_state(db.session, services().redis, g.account_id))
     except ValidationFailed as exc:
         raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
     return jsonify(data)

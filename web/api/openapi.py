@@ -61,6 +61,13 @@ MOMENT_TEXT = ("ISO 8601 date (`2026-11-24`, a whole local day) or date-time (`2
                "without an offset it is in `tz`.")
 
 SCHEMAS: dict[str, dict] = {
+    "WebhookRotation": _obj({
+        "webhook_url": {"type": "string", "description": "the new url to give amoCRM; the old one is dead"},
+        "connected": {"type": "boolean", "description": "whether amoCRM was asked to switch to the new url"},
+        "webhook_registered": {"type": "boolean", "description": "the new url is subscribed in amoCRM"},
+        "old_hooks_deleted": COUNT,
+        "amocrm_error": _nullable({"type": "string", "description": "amoCRM's refusal: register the webhook again"}),
+    }, closed=True),
     "Error": _obj({
         "error": _obj({
             "code": {"type": "string", "description": "machine-readable, e.g. `unauthorized`, `bad_parameter`, `invalid`, `not_found`"},
@@ -121,7 +128,8 @@ SCHEMAS: dict[str, dict] = {
     }, [], closed=True),
     "Warning": _obj({
         "code": {"type": "string", "enum": ["needs_reauth", "webhook_disabled", "webhook_missing", "refresh_token_old",
-                                            "backlog", "events_failed", "default_spike", "last_error"]},
+                                            "backlog", "events_failed", "default_spike", "last_error", "no_worker"],
+                 "description": "no_worker: events wait and no worker consumes the queue (integration_id is null)"},
         "severity": {"type": "string", "enum": ["error", "warning"]},
         "integration_id": N_ID, "integration_name": N_TEXT,
         "params": {"type": "object"},
@@ -391,6 +399,13 @@ def _paths() -> dict:
                         body={"required": False, "content": {"application/json": {"schema": _obj(
                             {"mode": {"type": "string", "enum": ["popup", "post_message"]}}, [])}}},
                         errors=("NotFound", "Unprocessable")),
+        },
+        "/api/v1/integrations/{integration_id}/webhook/rotate": {
+            "post": _op("Replace the webhook url (a leaked one): the old url answers 404 at once; when connected, "
+                        "the new url is registered in amoCRM and the old hook deleted",
+                        ok(_ref("WebhookRotation"), "rotated; amocrm_error says when amoCRM must be told again"),
+                        tags=["integrations"], parameters=[_path("integration_id", "integration id")],
+                        errors=("NotFound",)),
         },
         "/api/v1/integrations/{integration_id}/custom-fields": {
             "get": _op("amoCRM lead and contact custom fields (all pages)",

@@ -39,6 +39,18 @@
   var problem = document.querySelector("[data-autoscroll], .is-invalid, .invalid-feedback.d-block");
   if (problem && !window.location.hash) problem.scrollIntoView({block: "center"});
 
+  /* -- Flask-Admin's list menus, without their inline onclick (CSP: script-src 'self') ------------ */
+  document.addEventListener("click", function (ev) {
+    var action = ev.target.closest && ev.target.closest("[data-cs-action]");
+    if (action) {
+      ev.preventDefault();
+      if (window.modelActions) window.modelActions.execute(action.getAttribute("data-cs-action"));
+      return;
+    }
+    // The filter menu's items only add a filter row (Flask-Admin's filters.js); never follow their "#".
+    if (ev.target.closest && ev.target.closest(".field-filters a.filter")) ev.preventDefault();
+  });
+
   /* -- confirmations --------------------------------------------------------------------------- */
   document.addEventListener("click", function (ev) {
     var btn = ev.target.closest && ev.target.closest("[data-confirm]");
