@@ -66,11 +66,11 @@ def test_the_events_call_filters_and_pages_and_204_ends_it(client):  # noqa: F81
 
 
 def test_reconcile_interval_setting(tmp_path):
-    assert Settings.from_env({"INSTANCE_DIR": str(tmp_path)}).reconcile_interval_seconds == 600
-    assert Settings.from_env({"INSTANCE_DIR": str(tmp_path), "RECONCILE_INTERVAL_SECONDS": "5"}).reconcile_interval_seconds == 5
+    assert Settings.from_env({"APP_ENV": "test", "INSTANCE_DIR": str(tmp_path)}).reconcile_interval_seconds == 600
+    assert Settings.from_env({"APP_ENV": "test", "INSTANCE_DIR": str(tmp_path), "RECONCILE_INTERVAL_SECONDS": "5"}).reconcile_interval_seconds == 5
     for bad in ("0", "often"):
         with pytest.raises(ConfigError, match="RECONCILE_INTERVAL_SECONDS"):
-            Settings.from_env({"INSTANCE_DIR": str(tmp_path), "RECONCILE_INTERVAL_SECONDS": bad})
+            Settings.from_env({"APP_ENV": "test", "INSTANCE_DIR": str(tmp_path), "RECONCILE_INTERVAL_SECONDS": bad})
 
 
 def test_a_talk_amocrm_refuses_is_skipped_not_retried_forever(services, client, caplog):  # noqa: F811
