@@ -16,7 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import requests
+
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core.models import VisitorSession
@@ -399,7 +400,7 @@ def test_a_site_chat_carries_the_session_into_amocrm_and_becomes_an_attributed_r
     def start_chat(meta_json: str) -> int:
         """What amoCRM does when the visitor writes: a contact, a lead with the handed fields, a talk."""
         lead = json.loads(meta_json).get("lead") or {}
-        response = requests.post(f"{amo.url}/_sandbox/chats", timeout=10, json={
+        response = loopback.post(f"{amo.url}/_sandbox/chats", timeout=10, json={
             "contact": {"name": "Ольга Иванова", "phones": ["+7 916 555-12-34"]},
             "lead": {"name": "Заявка из чата на сайте", "custom_fields": lead.get("custom_fields") or []},
             "origin": "livechat"})

@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
-import requests
+
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 from sandbox.webhook_format import TALK_FIELDS, encode_talk_body
 from tests.conftest import drain
@@ -58,7 +59,7 @@ def test_concurrent_duplicates_and_redeliveries_make_one_request(app, client, ap
     talks = [c["talk_id"] for c in chats]
     account = {"id": 31415926, "subdomain": "sandbox", "_links": {"self": amo.url}}
     bodies = [encode_talk_body("update", [webhook_item(amo, t, is_in_work=False)], account) for t in talks]
-    http = requests.Session()
+    http = loopback.loopback_session()
     http.trust_env = False
 
     def post(body: str) -> dict:

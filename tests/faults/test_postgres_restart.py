@@ -11,6 +11,8 @@ from collections import Counter
 import pytest
 import requests
 
+from tests.helpers import http as loopback  # loopback only: never through a proxy
+
 from sandbox.webhook_format import encode_talk_body
 from tests.conftest import _migrate, api_headers_for, dispose, drain, make_app
 from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close, wait_for
@@ -31,7 +33,7 @@ class AmoSender(threading.Thread):
         self.delivered: list[int] = []
         self.codes: Counter = Counter()
         self.stop_event = threading.Event()
-        self.http = requests.Session()
+        self.http = loopback.loopback_session()
         self.http.trust_env = False
 
     def run(self) -> None:

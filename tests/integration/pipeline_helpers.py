@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import requests
 
+from tests.helpers import http as loopback  # loopback only: never through a proxy
+
 from tests.web.admin_helpers import confirm_connect
 
 
@@ -29,7 +31,7 @@ def connect_through_oauth(client, api, integration_id) -> requests.Response:
     url = post(client, f"/api/v1/integrations/{integration_id}/connect", api, {})["authorize_url"]
     # The sandbox auto-approves and redirects to our callback on the live server; a connect started
     # through the API has no admin session, so a user of the account signs in and confirms it.
-    browser = requests.Session()
+    browser = loopback.loopback_session()
     return confirm_connect(client.application, browser, browser.get(url, timeout=20))
 
 

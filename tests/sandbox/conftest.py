@@ -20,13 +20,15 @@ for p in (str(ROOT), str(HERE)):
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
+from tests.helpers import http as loopback  # noqa: E402  (loopback only: never through a proxy)
+
 from sandbox.server import SandboxServer  # noqa: E402
 from sandbox_helpers import CLIENT, Api, Receiver, authorize  # noqa: E402
 
 
 @pytest.fixture
 def http() -> Any:
-    s = requests.Session()
+    s = loopback.loopback_session()
     s.trust_env = False
     yield s
     s.close()

@@ -11,6 +11,8 @@ import time
 
 import requests
 
+from tests.helpers import http as loopback  # loopback only: never through a proxy
+
 from sandbox_helpers import CLIENT, ROOT_DIR, Receiver, authorize, control
 
 from sandbox.server import SandboxServer
@@ -132,7 +134,7 @@ def test_cli_with_demo_seed_and_client_from_env():
     proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port),
                              "--seed", "demo", "--auto-approve"], cwd=ROOT_DIR, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    http = requests.Session()
+    http = loopback.loopback_session()
     http.trust_env = False
     base = f"http://127.0.0.1:{port}"
     try:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-import requests
+
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core.models import Integration, OAuthState
@@ -28,7 +29,7 @@ def new_integration(admin, amo, name="amoCRM"):
 
 def allow_in_amocrm(consent_url: str) -> str:
     """The victim presses «Разрешить» (the sandbox approves at once); amoCRM's redirect to our callback."""
-    redirect = requests.get(consent_url, allow_redirects=False, timeout=10)
+    redirect = loopback.get(consent_url, allow_redirects=False, timeout=10)
     assert redirect.status_code == 302
     return redirect.headers["Location"]
 
@@ -51,7 +52,7 @@ def attacker(app):
 
 def test_the_victims_click_in_a_browser_without_chatsource_stops_at_sign_in(app, amo, attacker, live):
     callback = allow_in_amocrm(new_integration(attacker, amo))
-    victim = requests.Session()
+    victim = loopback.loopback_session()
     page = victim.get(callback, timeout=10)
     assert urlsplit(page.url).path == "/login" and "/oauth/amocrm/confirm/" in page.url
     assert "code=" not in page.url and "state=" not in page.url  # the code went into no other url
@@ -61,7 +62,7 @@ def test_the_victims_click_in_a_browser_without_chatsource_stops_at_sign_in(app,
 def test_a_victim_signed_in_to_another_chatsource_account_is_refused(app, amo, attacker, live):
     callback = allow_in_amocrm(new_integration(attacker, amo))
     make_user(app, email="admin@victim.example", account_name="Аккаунт жертвы")
-    victim = requests.Session()
+    victim = loopback.loopback_session()
     sign_in = victim.get(f"{live.url}/login", timeout=10)
     victim.post(f"{live.url}/login", data={"email": "admin@victim.example", "password": PASSWORD,
                                            "csrf_token": csrf_from(sign_in.text)}, timeout=10)
@@ -75,7 +76,7 @@ def test_a_victim_signed_in_to_another_chatsource_account_is_refused(app, amo, a
 
 def test_the_attacker_cannot_replay_the_state_in_his_own_session(app, amo, attacker, live):
     callback = allow_in_amocrm(new_integration(attacker, amo))
-    requests.get(callback, timeout=10)  # the victim's browser spends the state
+    loopback.get(callback, timeout=10)  # the victim's browser spends the state
     back = urlsplit(callback)
     replayed = attacker.get(f"{back.path}?{back.query}")
     assert replayed.status_code == 400 and "уже использована" in text(replayed)
@@ -102,13 +103,13 @@ def test_an_api_started_connect_is_confirmed_by_a_user_of_the_account(app, amo, 
     integration = client.post("/api/v1/integrations", headers=api, json={
         "name": "Через API", "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"}).get_json()
     authorize = client.post(f"/api/v1/integrations/{integration['id']}/connect", headers=api, json={}).get_json()["authorize_url"]
-    browser = requests.Session()
+    browser = loopback.loopback_session()
     sign_in = browser.get(authorize, timeout=10)
     assert amo.state.get_stats()["code_exchanges"] == 0  # not before the confirmation
 
     # A user of another account signs in on that page: refused, and the link stays good for the right user.
     make_user(app, email="other@example.ru", account_name="Чужой")
-    intruder = requests.Session()
+    intruder = loopback.loopback_session()
     page = intruder.post(sign_in.url, data={"email": "other@example.ru", "password": PASSWORD,
                                             "csrf_token": csrf_from(intruder.get(sign_in.url, timeout=10).text)}, timeout=10)
     assert page.status_code == 403
@@ -131,7 +132,7 @@ def test_the_confirmation_page_names_what_is_linked_and_needs_the_csrf_token(app
     integration = client.post("/api/v1/integrations", headers=api, json={
         "name": "Основной amoCRM", "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"}).get_json()
     authorize = client.post(f"/api/v1/integrations/{integration['id']}/connect", headers=api, json={}).get_json()["authorize_url"]
-    browser = requests.Session()
+    browser = loopback.loopback_session()
     sign_in = browser.get(authorize, timeout=10)
     make_user(app, email="admin@example.ru", account_id=account_id)
     page = browser.post(sign_in.url, data={"email": "admin@example.ru", "password": PASSWORD,
@@ -148,7 +149,7 @@ def test_a_code_older_than_20_minutes_is_not_exchanged(app, amo, client, api, ac
     integration = client.post("/api/v1/integrations", headers=api, json={
         "name": "Поздно", "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"}).get_json()
     authorize = client.post(f"/api/v1/integrations/{integration['id']}/connect", headers=api, json={}).get_json()["authorize_url"]
-    browser = requests.Session()
+    browser = loopback.loopback_session()
     sign_in = browser.get(authorize, timeout=10)
     with app.extensions["chatsource.services"].session_factory() as session:
         row = session.scalar(sa.select(OAuthState).where(OAuthState.confirm_hash.is_not(None)))

@@ -8,7 +8,8 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-import requests
+
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core import catalog
@@ -65,10 +66,10 @@ def new_integration(admin, amo=None, name="Основной amoCRM"):
 
 def through_amocrm(admin, authorize_url: str, amo_allows=True):
     """amoCRM's consent screen (the sandbox), then its redirect back to our callback in the admin's browser."""
-    consent = requests.get(authorize_url, allow_redirects=False, timeout=10)
+    consent = loopback.get(authorize_url, allow_redirects=False, timeout=10)
     if consent.status_code == 200:  # the consent page: press «Разрешить» / «Отказать»
         fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
-        consent = requests.post(urlsplit(authorize_url)._replace(path="/oauth", query="").geturl(),
+        consent = loopback.post(urlsplit(authorize_url)._replace(path="/oauth", query="").geturl(),
                                 data={**fields, "decision": "allow" if amo_allows else "deny"}, allow_redirects=False, timeout=10)
     assert consent.status_code == 302, consent.text[:300]
     back = urlsplit(consent.headers["Location"])
@@ -177,9 +178,9 @@ def test_denied_and_reused_connections_are_explained(admin, app, amo):
     page = text(admin.get(setup_url(row)))
     again = admin.post(f"/admin/integrations/{row.id}/connect", data={
         "csrf_token": csrf_from(page), "name": row.name, "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"})
-    consent = requests.get(again.headers["Location"], allow_redirects=False, timeout=10)
+    consent = loopback.get(again.headers["Location"], allow_redirects=False, timeout=10)
     fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
-    allowed = requests.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
+    allowed = loopback.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
     back = urlsplit(allowed.headers["Location"])
     assert admin.get(f"{back.path}?{back.query}").status_code == 200
     reused = admin.get(f"{back.path}?{back.query}")
@@ -189,9 +190,9 @@ def test_denied_and_reused_connections_are_explained(admin, app, amo):
     page = text(admin.get(setup_url(row)))
     again = admin.post(f"/admin/integrations/{row.id}/connect", data={
         "csrf_token": csrf_from(page), "name": row.name, "amocrm_url": amo.url, "token_url": f"{amo.url}/oauth2/access_token"})
-    consent = requests.get(again.headers["Location"], allow_redirects=False, timeout=10)
+    consent = loopback.get(again.headers["Location"], allow_redirects=False, timeout=10)
     fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
-    allowed = requests.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
+    allowed = loopback.post(f"{amo.url}/oauth", data={**fields, "decision": "allow"}, allow_redirects=False, timeout=10)
     amo.state.advance_clock(21 * 60)
     back = urlsplit(allowed.headers["Location"])
     expired = admin.get(f"{back.path}?{back.query}")

@@ -11,7 +11,8 @@ import sys
 import time
 
 import pytest
-import requests
+
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 from core.settings import PROJECT_ROOT, Settings
 
@@ -68,7 +69,7 @@ def gunicorn(tmp_path):
             port = match and int(match.group(1))
             time.sleep(0.1)
         assert port, log_path.read_text(errors="replace")[-3000:]
-        http = requests.Session()
+        http = loopback.loopback_session()
         http.trust_env = False  # loopback only: never through a proxy
         yield f"http://127.0.0.1:{port}", token, http, proc, log_path
     finally:
