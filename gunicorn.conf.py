@@ -22,6 +22,9 @@ max_requests_jitter = max_requests // 10
 accesslog = "-"
 errorlog = "-"
 preload_app = False  # no DB or Redis connection may be shared across the fork
+# gunicorn 27's control socket lives at one path per user (~/.gunicorn/gunicorn.ctl), shared by every
+# gunicorn on the machine (benchmarks, tests and a dev server side by side); we never use it.
+control_socket_disable = True
 # Whose X-Forwarded-Proto/-For to believe: nobody unless told (the app reads the same variable for
 # X-Forwarded-For, web/proxy.py). Heroku's router overwrites those headers: FORWARDED_ALLOW_IPS='*' there.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
