@@ -165,6 +165,20 @@ def _page_href(state: SandboxState, limit: int, page: int) -> dict[str, str]:
     return {"href": f"{state.base_url}{request.path}?{urlencode(args)}"}
 
 
+def _paged(state: SandboxState, rows: list, limit: int, page: int, key: str) -> Response:
+    """One page of a list as amoCRM pages it: `_page`, `_links` self/next/prev, 204 past the end."""
+    start = (page - 1) * limit
+    chunk = rows[start:start + limit]
+    if not chunk:
+        return empty(204)
+    links = {"self": _page_href(state, limit, page)}
+    if start + limit < len(rows):
+        links["next"] = _page_href(state, limit, page + 1)
+    if page > 1:
+        links["prev"] = _page_href(state, limit, page - 1)
+    return hal({"_page": page, "_links": links, "_embedded": {key: chunk}})
+
+
 def _add_query(url: str, params: list[tuple[str, str]]) -> str:
     parts = urlsplit(url)
     query = parts.query + ("&" if parts.query else "") + urlencode(params)
@@ -335,17 +349,7 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
         # Production code pages with limit=250&page=N; filter[is_in_work] is accepted and ignored,
         # as an integrator reports of live accounts (§10).
         limit, page = _limit_page()
-        rows = st.query_talks()
-        start = (page - 1) * limit
-        chunk = rows[start:start + limit]
-        if not chunk:
-            return empty(204)
-        links = {"self": _page_href(st, limit, page)}
-        if start + limit < len(rows):
-            links["next"] = _page_href(st, limit, page + 1)
-        if page > 1:
-            links["prev"] = _page_href(st, limit, page - 1)
-        return hal({"_page": page, "_links": links, "_embedded": {"talks": chunk}})
+        return _paged(st, st.query_talks(), limit, page, "talks")
 
     @app.get("/api/v4/talks/<int:id>")
     def api_talk(id: int) -> Response:
@@ -496,18 +500,9 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
                     {"code": "InvalidType", "path": f"filter.created_at.{edge}",
                      "detail": "This value should be of type int."}]) from None
         rows = st.query_events(types, bounds.get("from"), bounds.get("to"))
-        start = (page - 1) * limit
-        chunk = rows[start:start + limit]
-        if not chunk:
-            return empty(204)
-        links = {"self": _page_href(st, limit, page)}
-        if start + limit < len(rows):
-            links["next"] = _page_href(st, limit, page + 1)
-        if page > 1:
-            links["prev"] = _page_href(st, limit, page - 1)
-        for event in chunk:
+        for event in rows:
             event["_links"] = st._link(f"/api/v4/events/{event['id']}")
-        return hal({"_page": page, "_links": links, "_embedded": {"events": chunk}})
+        return _paged(st, rows, limit, page, "events")
 
     @app.get("/api/v4/webhooks")
     def api_webhooks() -> Response:
