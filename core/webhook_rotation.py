@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.errors import AmoCrmError
 from core.db import utcnow
-from core.integrations import rotate_webhook_token, webhook_url
+from core.integrations import rotate_webhook_token, webhook_url, webhook_url_forms
 from core.models import Integration
 from core.oauth_connect import WEBHOOK_EVENTS
 from core.services import Services
@@ -34,11 +34,6 @@ class Rotation:
                 "old_hooks_deleted": self.old_hooks_deleted, "amocrm_error": self.error}
 
 
-def _same_url(a: str | None, b: str) -> bool:
-    """Ours with or without the trailing slash Kommo's form insists on."""
-    return bool(a) and a.rstrip("/") == b.rstrip("/")
-
-
 def rotate_webhook(services: Services, integration: Integration, session) -> Rotation:
     """`integration` must already be known to belong to the caller's account."""
     old_url = webhook_url(services, integration)
@@ -56,8 +51,9 @@ def rotate_webhook(services: Services, integration: Integration, session) -> Rot
         integration.webhook_disabled = False
         session.commit()
         result.registered = True
+        old_forms = webhook_url_forms(old_url)  # with and without the slash Kommo's form insists on
         for hook in client.list_webhooks():
-            if _same_url(hook.get("destination"), old_url) and client.delete_webhook(hook["destination"]):
+            if hook.get("destination") in old_forms and client.delete_webhook(hook["destination"]):
                 result.old_hooks_deleted += 1
     except AmoCrmError as exc:
         session.rollback()
