@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from core.settings import PROJECT_ROOT
-from tests.conftest import PG_URL, REDIS_URL, REQUIRE
+from tests.helpers.environment import PG_URL, REDIS_URL, REQUIRE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(600)]
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_URL, REQUIRE, _migrate, _truncate, unavailable
+from tests.helpers.databases import migrate, truncate
+
+from tests.helpers.environment import PG_URL, REQUIRE, unavailable
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -73,20 +75,20 @@ def one_database(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser-db")
     if PG_URL or REQUIRE:
         from core.settings import normalise_database_url
-        from tests.conftest import _ensure_pg_database
+        from tests.helpers.databases import ensure_pg_database
 
         url = normalise_database_url(PG_URL)
         try:
-            _ensure_pg_database(url)
+            ensure_pg_database(url)
         except Exception as exc:  # pragma: no cover - depends on the machine
             unavailable("PostgreSQL", exc)
     else:
         url = f"sqlite:///{tmp}/browser.db"
-    _migrate(url, tmp)
+    migrate(url, tmp)
     return url
 
 
 @pytest.fixture
 def db_url(one_database):
-    _truncate(one_database)
+    truncate(one_database)
     yield one_database

@@ -21,7 +21,7 @@ import pytest
 
 from core import catalog
 from core.settings import PROJECT_ROOT
-from tests.web.admin_helpers import PASSWORD, make_user
+from tests.helpers.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"

@@ -2,7 +2,7 @@
 come from without reading a table; follows a warning to its fix, a channel to its rows in «Сырые
 данные → Обращения и цели», downloads the CSV, and replays the failed events watching the progress.
 
-Data: a realistic month and a half of a furniture shop (tests/dashboard_data.py). Screenshots go to
+Data: a realistic month and a half of a furniture shop (tests/helpers/dashboard_data.py). Screenshots go to
 test-artifacts/browser/dashboard-*.png; `UPDATE_SCREENSHOTS=1` also refreshes the README's
 docs/screenshots/dashboard.png. Runs once, on PostgreSQL when configured.
 """
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from core.models import WebhookEvent
 from core.settings import PROJECT_ROOT
-from tests.dashboard_data import seed_demo
-from tests.web.admin_helpers import PASSWORD, make_user
+from tests.helpers.dashboard_data import seed_demo
+from tests.helpers.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"

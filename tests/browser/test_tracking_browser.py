@@ -24,8 +24,8 @@ from core.models import VisitorSession
 from core.site_script import render_site_script
 from core.tracking import tracking_snippet
 from tests.browser.tracking_pages.site import SITE_DOMAIN, SiteServer
-from tests.conftest import drain
-from tests.integration.pipeline_helpers import connected_integration, post, requests_of
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
 
 pytestmark = pytest.mark.e2e
 

@@ -9,8 +9,10 @@ import os
 
 import pytest
 
-from tests.conftest import TEST_CLIENT_ID, TEST_CLIENT_SECRET, dispose, make_app, unavailable
-from tests.faults.fault_helpers import PrivatePostgres, PrivateRedis, ServiceMissing, WorkerProcess
+from tests.helpers.apps import dispose, make_app
+
+from tests.helpers.environment import TEST_CLIENT_ID, TEST_CLIENT_SECRET, unavailable
+from tests.helpers.fault_helpers import PrivatePostgres, PrivateRedis, ServiceMissing, WorkerProcess
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 
 from core import talk_processing
 from core.models import Integration, WebhookEvent
-from tests.conftest import dispose, drain, make_app
-from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close
-from tests.integration.pipeline_helpers import connect_through_oauth, connected_integration
+from tests.helpers.apps import dispose, drain, make_app
+from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close
+from tests.helpers.pipeline_helpers import connect_through_oauth, connected_integration
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.e2e]
 
@@ -95,7 +95,7 @@ def impatient_app(db_url, tmp_path, live):
 
 def test_amocrm_calls_that_hang_time_out_and_are_retried(impatient_app, amo):
     from core.accounts import ensure_first_account
-    from tests.conftest import api_headers_for
+    from tests.helpers.apps import api_headers_for
 
     services = impatient_app.extensions["chatsource.services"]
     with services.session_factory() as session:

@@ -11,9 +11,9 @@ import pytest
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 from sandbox.webhook_format import TALK_FIELDS, encode_talk_body
-from tests.conftest import drain
-from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, event_statuses
-from tests.integration.pipeline_helpers import connected_integration, requests_of
+from tests.helpers.apps import drain
+from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, event_statuses
+from tests.helpers.pipeline_helpers import connected_integration, requests_of
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.e2e]
 

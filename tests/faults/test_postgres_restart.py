@@ -14,9 +14,10 @@ import requests
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 from sandbox.webhook_format import encode_talk_body
-from tests.conftest import _migrate, api_headers_for, dispose, drain, make_app
-from tests.faults.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close, wait_for
-from tests.integration.pipeline_helpers import connected_integration
+from tests.helpers.apps import api_headers_for, dispose, drain, make_app
+from tests.helpers.databases import migrate
+from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close, wait_for
+from tests.helpers.pipeline_helpers import connected_integration
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.postgres, pytest.mark.e2e]
 
@@ -67,7 +68,7 @@ def pg_app(private_pg, tmp_path, live):
         private_pg.start()
     name = f"faults_{int(time.time() * 1000)}"
     url = private_pg.create_database(name)
-    _migrate(url, tmp_path)
+    migrate(url, tmp_path)
     app = make_app(url, tmp_path, public_url=live.url)
     live.app = app
     yield app

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from core import talk_processing
 from core.models import WebhookEvent
-from tests.conftest import api_headers_for
-from tests.faults.fault_helpers import (
+from tests.helpers.apps import api_headers_for
+from tests.helpers.fault_helpers import (
     assert_each_closed_talk_recorded_once,
     delivery_codes,
     open_and_close,
@@ -24,7 +24,7 @@ from tests.faults.fault_helpers import (
     wait_for,
     wait_recorded,
 )
-from tests.integration.pipeline_helpers import connected_integration
+from tests.helpers.pipeline_helpers import connected_integration
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.redis, pytest.mark.e2e]
 

@@ -6,7 +6,7 @@
 - Redis: a database number 1–15 leased for the run with `SET NX` on a key in database 0 (which no test
   uses), released when the run ends and expiring by itself after a crashed run.
 
-`claim()` runs once, when tests/conftest.py is imported, and writes the run's urls back into
+`claim()` runs once, when tests/helpers/environment.py is imported (by tests/conftest.py), and writes the run's urls back into
 TEST_DATABASE_URL / TEST_REDIS_URL so every suite that reads the environment sees the same ones.
 """
 from __future__ import annotations
@@ -90,8 +90,8 @@ _claimed: RunServices | None = None
 
 
 def claim(environ=os.environ, wanted_pg: bool = False, wanted_redis: bool = False) -> RunServices:
-    """Once per process: pytest imports tests/conftest.py both as its plugin and, through helpers'
-    `from tests.conftest import …`, as a module, so this is reached twice and must hand out one lease."""
+    """Once per process: a second call (another import path of tests/helpers/environment.py) gets the
+    same lease, never a second one."""
     global _claimed
     if _claimed is not None:
         return _claimed

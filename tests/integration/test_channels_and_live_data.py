@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import ChatRequest, WebhookEvent
-from tests.conftest import drain
-from tests.integration.pipeline_helpers import connected_integration, events_of, post, requests_of
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
 
 pytestmark = pytest.mark.e2e
 

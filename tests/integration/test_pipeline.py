@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import WebhookEvent
-from tests.conftest import drain
-from tests.integration.pipeline_helpers import connected_integration, events_of, post, requests_of
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +159,7 @@ def test_429_storm_loses_nothing_and_stays_within_the_limit(app, client, api, am
 
 
 def test_revoked_token_parks_events_until_reconnect(app, client, api, amo):
-    from tests.integration.pipeline_helpers import connect_through_oauth
+    from tests.helpers.pipeline_helpers import connect_through_oauth
 
     setup = connected_integration(client, api, amo)
     amo.state.revoke()

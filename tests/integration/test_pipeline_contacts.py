@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from core.accounts import create_account
-from tests.conftest import api_headers_for, drain
-from tests.integration.pipeline_helpers import connected_integration, post, requests_of
+from tests.helpers.apps import api_headers_for, drain
+from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
 
 pytestmark = pytest.mark.e2e
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import dispose, drain, make_app, api_headers_for
-from tests.integration.pipeline_helpers import connected_integration, requests_of
+from tests.helpers.apps import api_headers_for, dispose, drain, make_app
+from tests.helpers.pipeline_helpers import connected_integration, requests_of
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def test_every_attribution_path_on_the_redis_broker(redis_app, amo):
     """Session, messenger mapping and default — the three ways a chat is attributed — through the
     production shape (Redis broker, limiter and locks), not only the in-process broker."""
     from core.accounts import ensure_first_account
-    from tests.integration.pipeline_helpers import post
+    from tests.helpers.pipeline_helpers import post
 
     services = redis_app.extensions["chatsource.services"]
     with services.session_factory() as session:

@@ -12,8 +12,8 @@ from core import reconciliation
 from core.reconciliation import OVERLAP_SECONDS
 from core.db import utcnow
 from core.models import Integration
-from tests.conftest import drain
-from tests.integration.pipeline_helpers import connected_integration, events_of, requests_of
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, events_of, requests_of
 
 pytestmark = pytest.mark.e2e
 
@@ -288,7 +288,7 @@ def test_reconciliation_is_due_once_per_interval_across_processes(services, fake
 def test_reconnecting_runs_the_reconciliation_at_once(app, client, api, amo, services):
     import dramatiq
 
-    from tests.integration.pipeline_helpers import connect_through_oauth
+    from tests.helpers.pipeline_helpers import connect_through_oauth
 
     setup = connected(app, client, api, amo)
     broker = app.extensions["chatsource.broker"]
@@ -340,7 +340,7 @@ def test_a_failed_backfill_says_why(app, client, api, amo, services):
 
 
 def test_backfill_validation_tenancy_and_connection(app, client, api, amo, services):
-    from tests.web.test_api import other_account_headers
+    from tests.helpers.apps import other_account_headers
 
     setup = connected(app, client, api, amo)
     url = f"/api/v1/integrations/{setup.integration_id}/backfill"

@@ -2,28 +2,19 @@
 
 No ``__init__.py`` here on purpose: with one, pytest would import these tests
 as a package named ``sandbox`` and shadow the real one.  Helpers live in
-``sandbox_helpers.py`` (a unique module name, so it never clashes with another conftest).
+``tests/helpers/sandbox_helpers.py``.
 """
 
 from __future__ import annotations
 
-import pathlib
-import sys
 from typing import Any
 
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-for p in (str(ROOT), str(HERE)):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+import pytest
+import requests
 
-import pytest  # noqa: E402
-import requests  # noqa: E402
-
-from tests.helpers import http as loopback  # noqa: E402  (loopback only: never through a proxy)
-
-from sandbox.server import SandboxServer  # noqa: E402
-from sandbox_helpers import CLIENT, Api, Receiver, authorize  # noqa: E402
+from sandbox.server import SandboxServer
+from tests.helpers import http as loopback  # loopback only: never through a proxy
+from tests.helpers.sandbox_helpers import CLIENT, Api, Receiver, authorize
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox_helpers import control
+from tests.helpers.sandbox_helpers import control
 
 TALK_KEYS = {
     "talk_id", "created_at", "updated_at", "rate", "contact_id", "chat_id", "entity_id", "entity_type",

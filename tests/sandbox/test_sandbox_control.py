@@ -13,7 +13,7 @@ import requests
 
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 
-from sandbox_helpers import CLIENT, ROOT_DIR, Receiver, authorize, control
+from tests.helpers.sandbox_helpers import CLIENT, ROOT_DIR, Receiver, authorize, control
 
 from sandbox.server import SandboxServer
 

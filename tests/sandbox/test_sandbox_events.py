@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox_helpers import control
+from tests.helpers.sandbox_helpers import control
 
 ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from sandbox_helpers import Api, authorize, control, refresh
+from tests.helpers.sandbox_helpers import Api, authorize, control, refresh
 
 
 def _fresh_window() -> None:

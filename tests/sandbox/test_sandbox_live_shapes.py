@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox_helpers import control
+from tests.helpers.sandbox_helpers import control
 
 
 def _chat(api, http, **over):

@@ -6,7 +6,7 @@ import base64
 import json
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox_helpers import CLIENT, authorize, exchange, get_code, refresh
+from tests.helpers.sandbox_helpers import CLIENT, authorize, exchange, get_code, refresh
 
 OAUTH_TYPE = "https://developers.amocrm.ru/v3/errors/OAuthProblemJson"
 

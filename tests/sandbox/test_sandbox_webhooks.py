@@ -6,7 +6,7 @@ import subprocess
 import sys
 from urllib.parse import parse_qsl
 
-from sandbox_helpers import ROOT_DIR, control
+from tests.helpers.sandbox_helpers import ROOT_DIR, control
 
 from sandbox.webhook_format import decode_form, encode_talk_body, encode_talk_events
 

@@ -14,7 +14,7 @@ from tests.helpers import http as loopback  # loopback only: never through a pro
 import sqlalchemy as sa
 
 from core.models import Integration, OAuthState
-from tests.web.admin_helpers import PASSWORD, confirm_connect, csrf_from, login, make_user, post_form, text
+from tests.helpers.admin_helpers import PASSWORD, confirm_connect, csrf_from, login, make_user, post_form, text
 
 pytestmark = pytest.mark.e2e
 

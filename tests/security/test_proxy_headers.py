@@ -10,7 +10,7 @@ import pytest
 
 from core.models import VisitorSession
 from core.visitor_sessions import hash_ip
-from tests.conftest import api_headers_for, dispose, make_app
+from tests.helpers.apps import api_headers_for, dispose, make_app
 from web.proxy import TrustedProxyFix, parse_trusted
 
 SITE_ORIGIN = "https://shop.example.ru"

@@ -10,13 +10,14 @@ import sqlalchemy as sa
 
 from core.models import VisitorSession
 from core.ratelimit import LocalQuotas, Quota, QuotaExceeded, RedisQuotas
-from tests.conftest import REDIS_URL, _redis_params, dispose, make_app, unavailable
+from tests.helpers.apps import dispose, make_app
+from tests.helpers.environment import REDIS_URL, redis_params, unavailable
 
 ORIGIN = "https://www.shop.example.ru"
 PAGE = "https://www.shop.example.ru/catalog"
 
 
-@pytest.fixture(params=["embedded"] + _redis_params())
+@pytest.fixture(params=["embedded"] + redis_params())
 def redis_mode(request):
     if request.param == "embedded":
         yield None
@@ -127,7 +128,7 @@ def test_the_defaults_fit_a_big_site(db_url, tmp_path):
             settings.tracking_hits_per_site_per_second, settings.login_attempts_per_ip) == (120, 20, 3000, 30)
 
 
-@pytest.mark.parametrize("kind", ["local"] + _redis_params())
+@pytest.mark.parametrize("kind", ["local"] + redis_params())
 def test_a_quota_counts_only_what_it_admits_and_says_when_to_come_back(kind, any_redis):
     if kind == "local":
         now = [5000.0]

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from core.conditions import REGEX_INPUT_LIMIT, ConditionError, _compiled, matches, validate_conditions
-from tests.web.admin_helpers import post_form, signed_in, text
-from tests.web.test_tracking_http import send
+from tests.helpers.admin_helpers import post_form, signed_in, text
+from tests.helpers.tracking_http import send
 
 # (pattern, an input that backtracks exponentially in Python's `re` and does not match, one that matches)
 CATASTROPHIC = [

@@ -7,7 +7,7 @@ import responses
 
 from core.reconciliation import item_from_talk, talk_id_of, talk_is_closed
 from core.settings import ConfigError, Settings
-from tests.unit.test_amocrm_client import BASE, client, services  # noqa: F401 - fixtures
+from tests.helpers.amocrm_mock import BASE, client, services  # noqa: F401 - fixtures
 
 
 @pytest.mark.parametrize("event, talk_id", [

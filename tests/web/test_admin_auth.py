@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from core.db import utcnow
 from core.login import FREE_FAILURES, lock_seconds
 from core.models import Site, User
-from tests.web.admin_helpers import PASSWORD, csrf_from, login, make_user, post_form, signed_in, text
+from tests.helpers.admin_helpers import PASSWORD, csrf_from, login, make_user, post_form, signed_in, text
 
 
 def _admin_get_urls(app) -> list[str]:

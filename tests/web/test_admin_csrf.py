@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import Integration
-from tests.report_data import connect, seed_catalog
-from tests.web.admin_helpers import signed_in, text
+from tests.helpers.report_data import connect, seed_catalog
+from tests.helpers.admin_helpers import signed_in, text
 
 ACTIONS = ("connect", "webhook", "disconnect", "check", "save")
 
@@ -47,7 +47,7 @@ def test_a_post_without_the_page_token_is_refused(app, services, connected, acti
 
 def test_the_same_post_with_the_page_token_goes_through(app, services, connected):
     """The refusal above is the token's doing: with it, «Отключить» does disconnect."""
-    from tests.web.admin_helpers import csrf_from
+    from tests.helpers.admin_helpers import csrf_from
 
     admin = signed_in(app)
     token = csrf_from(text(admin.get(_url(connected, "save"))))

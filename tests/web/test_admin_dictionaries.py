@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core import catalog
 from core.models import Campaign, Site, Source, WebhookEvent
-from tests.web.admin_helpers import csrf_from, post_form, signed_in, text
+from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
 
 
 def rows(app, model):

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 
 from core import catalog
 from core.models import Integration, WebhookEvent
-from tests.conftest import drain
-from tests.web.admin_helpers import csrf_from, post_form, signed_in, text
+from tests.helpers.apps import drain
+from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
+from tests.helpers.integration_screen import connected, integration, new_integration, setup_url, through_amocrm
 
 pytestmark = pytest.mark.e2e
 
@@ -42,50 +43,6 @@ def dictionaries(app, account_id):
         }
         session.commit()
     return data
-
-
-def integration(app, integration_id=None) -> Integration:
-    with app.extensions["chatsource.services"].session_factory() as session:
-        query = sa.select(Integration).order_by(Integration.id.desc())
-        row = session.get(Integration, integration_id) if integration_id else session.scalar(query.limit(1))
-        list(row.mappings)  # loaded while the session is open
-        return row
-
-
-def new_integration(admin, amo=None, name="Основной amoCRM"):
-    """Step 1 on the «Подключить учетную запись» page; returns the response to «Подключить»."""
-    data = {"name": name}
-    if amo is not None:
-        data.update(amocrm_url=amo.url, token_url=f"{amo.url}/oauth2/access_token")
-    else:
-        page = text(admin.get("/admin/integrations/new"))
-        data.update(amocrm_url=re.search(r'id="amocrm_url" name="amocrm_url" value="([^"]+)"', page).group(1),
-                    token_url=re.search(r'id="token_url" name="token_url" value="([^"]+)"', page).group(1))
-    return post_form(admin, "/admin/integrations/new", data)
-
-
-def through_amocrm(admin, authorize_url: str, amo_allows=True):
-    """amoCRM's consent screen (the sandbox), then its redirect back to our callback in the admin's browser."""
-    consent = loopback.get(authorize_url, allow_redirects=False, timeout=10)
-    if consent.status_code == 200:  # the consent page: press «Разрешить» / «Отказать»
-        fields = dict(re.findall(r'name="(client_id|state|mode)" value="([^"]*)"', consent.text))
-        consent = loopback.post(urlsplit(authorize_url)._replace(path="/oauth", query="").geturl(),
-                                data={**fields, "decision": "allow" if amo_allows else "deny"}, allow_redirects=False, timeout=10)
-    assert consent.status_code == 302, consent.text[:300]
-    back = urlsplit(consent.headers["Location"])
-    return admin.get(f"{back.path}?{back.query}")
-
-
-def connected(admin, amo):
-    response = new_integration(admin, amo)
-    assert response.status_code == 302 and response.headers["Location"].startswith(amo.url + "/oauth?")
-    callback = through_amocrm(admin, response.headers["Location"])
-    assert callback.status_code == 200 and 'data-result="connected"' in text(callback)
-    return integration(admin.application)
-
-
-def setup_url(row) -> str:
-    return f"/admin/integrations/{row.id}/"
 
 
 def save(admin, row, **fields):

@@ -9,9 +9,9 @@ import dramatiq
 import pytest
 
 from core.db import utcnow
-from tests.conftest import drain
-from tests.web.admin_helpers import post_form, signed_in, text
-from tests.web.test_admin_integrations import connected, setup_url
+from tests.helpers.apps import drain
+from tests.helpers.admin_helpers import post_form, signed_in, text
+from tests.helpers.integration_screen import connected, setup_url
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ import pytest
 from core import catalog, integrations
 from core.accounts import create_account
 from core.models import WebhookEvent
-from tests.web.admin_helpers import csrf_from, signed_in, text
+from tests.helpers.admin_helpers import csrf_from, signed_in, text
 
 # Values only the other account has: none of them may appear on a page of ours.
 SECRET_VALUES = ("ЧУЖОЙ-САЙТ", "chuzhoy.example", "ЧУЖОЙ-ИСТОЧНИК", "ЧУЖАЯ-РК", "ЧУЖОЙ-AMOCRM", "ЧУЖАЯ-ОШИБКА", "9876543210")

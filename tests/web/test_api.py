@@ -1,16 +1,7 @@
 """The Data API: auth, errors, validation, and tenancy (a token of account A never sees account B)."""
 from __future__ import annotations
 
-from core.accounts import create_account
-from tests.conftest import api_headers_for
-
-
-def other_account_headers(app):
-    with app.extensions["chatsource.services"].session_factory() as session:
-        account = create_account(session, "Другой клиент")
-        session.commit()
-        account_id = account.id
-    return api_headers_for(app, account_id, "b")
+from tests.helpers.apps import other_account_headers
 
 
 def test_no_token_or_a_wrong_one_is_401_json(client):

@@ -21,8 +21,8 @@ from schemathesis.specs.openapi.checks import (
 from core.db import utcnow
 from core.models import Integration
 from web.api.openapi import document_path
-from tests.integration.pipeline_helpers import connected_integration
-from tests.report_data import add_event, add_request, seed_catalog
+from tests.helpers.pipeline_helpers import connected_integration
+from tests.helpers.report_data import add_event, add_request, seed_catalog
 
 METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 

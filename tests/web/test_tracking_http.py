@@ -7,12 +7,8 @@ import json
 import pytest
 
 from core.models import VisitorSession
+from tests.helpers.tracking_http import CHROME, ORIGIN, send
 
-CHROME = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/126.0.0.0 Safari/537.36"
-)
-ORIGIN = "https://www.shop.example.ru"
 LANDING = "https://www.shop.example.ru/?utm_source=yandex&utm_medium=cpc&utm_campaign=autumn"
 
 
@@ -25,13 +21,6 @@ def site(client, api):
     }).get_json()
     site["campaign_id"] = campaign["id"]
     return site
-
-
-def send(client, site_key, body=None, *, origin=ORIGIN, content_type="text/plain;charset=UTF-8", raw=None, ua=CHROME, **headers):
-    payload = raw if raw is not None else json.dumps({"site_key": site_key, **(body or {})})
-    if origin:
-        headers["Origin"] = origin
-    return client.post("/t/collect", data=payload, content_type=content_type, headers={"User-Agent": ua, **headers})
 
 
 def test_script_is_the_sites_own_small_cacheable_and_versioned(client, site, app):

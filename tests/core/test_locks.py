@@ -5,7 +5,7 @@ import time
 import pytest
 
 from core.locks import KEY_PREFIX, LocalLocks, LockUnavailable, RedisLocks
-from tests.conftest import RedisClients, redis_kinds
+from tests.helpers.redis_clients import redis_kinds, RedisClients
 
 
 @pytest.fixture(params=["local"] + redis_kinds())

@@ -8,7 +8,7 @@ import pytest
 from core import reports
 from core.catalog import ValidationFailed
 from core.reports import NONE_ID, RequestFilter, Sort, page_requests
-from tests.report_data import add_request, seed_catalog
+from tests.helpers.report_data import add_request, seed_catalog
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -177,7 +177,7 @@ def test_time_zone_names_are_checked():
 
 def test_the_search_text_is_filled_for_bulk_inserts_too(services, account_id):
     from core.models import ChatRequest
-    from tests.report_data import add_requests_bulk, request_values
+    from tests.helpers.report_data import add_requests_bulk, request_values
 
     with services.session_factory() as session:
         cat = seed_catalog(session, services, account_id)

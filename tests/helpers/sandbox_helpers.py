@@ -1,4 +1,4 @@
-"""Helpers shared by the sandbox tests (imported by name; see conftest.py for sys.path)."""
+"""Helpers shared by the sandbox tests: the registered client, OAuth steps, the control API, a webhook receiver."""
 
 from __future__ import annotations
 

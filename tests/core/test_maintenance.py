@@ -11,9 +11,9 @@ from core import dashboard, maintenance
 from core.catalog import ValidationFailed
 from core.db import utcnow
 from core.models import ChatRequest, Integration, WebhookEvent
-from tests.conftest import drain
-from tests.integration.pipeline_helpers import connected_integration, events_of, requests_of
-from tests.report_data import add_event, seed_catalog
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, events_of, requests_of
+from tests.helpers.report_data import add_event, seed_catalog
 
 
 def set_refreshed(services, integration_id, days_ago):
@@ -133,7 +133,7 @@ def test_periodic_run_summarises(client, api, amo, services, account_id):
 def inbox(services, account_id):
     """Events of two integrations in every replayable state, some old, one not a closed talk."""
     from core import integrations
-    from tests.report_data import connect
+    from tests.helpers.report_data import connect
 
     now = utcnow()
     with services.session_factory() as session:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from core import catalog
 from core.db import utcnow
-from tests.report_data import add_event, add_request, seed_catalog
+from tests.helpers.report_data import add_event, add_request, seed_catalog
 
 # Each sets a flag when it runs, so a browser test can tell "shown as text" from "executed".
 IMG = '"><img src=x onerror="window.__xss=1">'

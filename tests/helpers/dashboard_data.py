@@ -2,7 +2,7 @@
 screenshot: two sites, six ad campaigns, five sources, two amoCRM integrations (one of them with its
 webhook switched off by amoCRM), seven channels with a weekly rhythm, and a few failed events.
 
-Deterministic (a seeded random), built straight in the database like tests/report_data.py."""
+Deterministic (a seeded random), built straight in the database like tests/helpers/report_data.py."""
 from __future__ import annotations
 
 import random
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from core import catalog, integrations
 from core.db import utcnow
-from tests.report_data import add_event, add_requests_bulk, connect, request_values
+from tests.helpers.report_data import add_event, add_requests_bulk, connect, request_values
 
 MOSCOW = ZoneInfo("Europe/Moscow")
 CHANNELS = (("site_chat", "com.amocrm.amocrmwa", 34), ("whatsapp", "waba", 24), ("telegram", "telegram", 19),

@@ -8,7 +8,7 @@ import requests
 
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 
-from tests.web.admin_helpers import confirm_connect
+from tests.helpers.admin_helpers import confirm_connect
 
 
 @dataclass
