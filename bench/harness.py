@@ -70,10 +70,24 @@ def cli(main: Callable[[list[str] | None], int]) -> int:
         return 130
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """Bound to a port the kernel picks, and listening: the child gets this very socket (gunicorn's
+    `--bind fd://N`), so no other process can take the port between choosing and binding it."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, 0))
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
+SANDBOX_ADDRESS = re.compile(r" on (http://\S+)")
+
+
+def announced_url(proc: "Proc") -> str | None:
+    """The address a sandbox started with `--port 0` names on its first line, once it listens."""
+    found = SANDBOX_ADDRESS.search(proc.log_path.read_text(errors="replace"))
+    return found.group(1) if found else None
 
 
 def http() -> requests.Session:
@@ -114,13 +128,13 @@ def psycopg_url(url: str) -> str:
 class Proc:
     """A child process in its own session (so a stop reaches its children), output to a log file."""
 
-    def __init__(self, name: str, command: list[str] | str, env: dict, log_dir: Path):
+    def __init__(self, name: str, command: list[str] | str, env: dict, log_dir: Path, pass_fds: tuple[int, ...] = ()):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")
         args = ["bash", "-c", "exec " + command] if isinstance(command, str) else command
         self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True, pass_fds=pass_fds)
 
     @property
     def pid(self) -> int:
@@ -228,7 +242,8 @@ class Stack:
         self.database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
         self.redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
         self.run_dir = RESULTS / "runs" / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        self.port = free_port()
+        self.listener = listening_socket()  # the web's socket, held for the stack's lifetime
+        self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.accounts: list[Account] = []
         self.procs: list[Proc] = []
@@ -275,6 +290,7 @@ class Stack:
         if self.engine is not None:
             self.engine.dispose()
             self.engine = None
+        self.listener.close()
 
     def env(self) -> dict:
         sandbox_hosts = ",".join(f"127.0.0.{2 + i}" for i in range(self.account_count))
@@ -339,16 +355,15 @@ class Stack:
         finally:
             client.close()
 
-    def _spawn(self, name: str, command, env: dict) -> Proc:
-        proc = Proc(name, command, env, self.run_dir)
+    def _spawn(self, name: str, command, env: dict, pass_fds: tuple[int, ...] = ()) -> Proc:
+        proc = Proc(name, command, env, self.run_dir, pass_fds)
         self.procs.append(proc)
         return proc
 
     def _start_sandboxes(self, env: dict) -> None:
         for i in range(self.account_count):
             host = f"127.0.0.{2 + i}"
-            port = free_port(host)
-            args = [sys.executable, "-m", "sandbox", "--host", host, "--port", str(port),
+            args = [sys.executable, "-m", "sandbox", "--host", host, "--port", "0",
                     "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET,
                     "--redirect-uri", f"{self.url}/oauth/amocrm/callback", "--auto-approve",
                     "--account-id", str(31_000_000 + i), "--subdomain", f"bench{i}",
@@ -356,13 +371,16 @@ class Stack:
             for knob, value in self.sandbox_knobs.items():
                 args += ["--set", f"{knob}={value}"]
             proc = self._spawn(f"sandbox-{i}", args, env)
-            self.accounts.append(Account(index=i, sandbox_url=f"http://{host}:{port}", proc=proc))
+            self.accounts.append(Account(index=i, sandbox_url="", proc=proc))
         for account in self.accounts:
-            wait_until(lambda: self.http.get(f"{account.sandbox_url}/_sandbox/settings", timeout=2).ok, 30,
-                       f"sandbox {account.index} to start:\n{account.proc.tail()}")
+            # --port 0: the sandbox binds, then names its address (never a port picked for it beforehand).
+            account.sandbox_url = wait_until(lambda: announced_url(account.proc), 30,
+                                             f"sandbox {account.index} to start:\n{account.proc.tail()}")
 
     def start_web(self) -> Proc:
-        self.web = self._spawn("web", procfile_command("web"), self.env())
+        # The Procfile's web, handed our already listening socket (the flag overrides gunicorn.conf.py's bind).
+        fd = self.listener.fileno()
+        self.web = self._spawn("web", f"{procfile_command('web')} --bind fd://{fd}", self.env(), pass_fds=(fd,))
         wait_until(lambda: self.http.get(f"{self.url}/livez", timeout=2).ok, 60,
                    f"gunicorn to answer on {self.url}:\n{self.web.tail()}")
         return self.web

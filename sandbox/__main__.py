@@ -13,7 +13,8 @@ from .settings import SETTINGS_SCHEMA, SettingsError
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sandbox", description="amoCRM (Kommo) API sandbox: one account.")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument("--port", type=int, default=8765,
+                   help="port (default 8765); 0 = one the system picks, printed on the first line")
     p.add_argument("--account-host", help="host:port used as OAuth referer and in links (default HOST:PORT)")
     p.add_argument("--client-id", default=os.environ.get("SANDBOX_CLIENT_ID"), help="env SANDBOX_CLIENT_ID")
     p.add_argument("--client-secret", default=os.environ.get("SANDBOX_CLIENT_SECRET"),
@@ -58,7 +59,8 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("auto_approve", "refresh_grace", "deliver_async", "allow_remote_control"):
         if getattr(args, flag):
             settings[flag] = True
-    settings["account_host"] = args.account_host or f"{args.host}:{args.port}"
+    # With --port 0 the port is known once bound: main() sets the host then (SandboxState.ensure_host).
+    settings["account_host"] = args.account_host or (f"{args.host}:{args.port}" if args.port else None)
     return settings
 
 
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     server = make_server(args.host, args.port, app, threaded=True)
+    state.ensure_host(f"{args.host}:{server.server_port}")
     base = f"http://{state.account_host}"
     print(f"amoCRM sandbox «{state.settings['account_name']}» on {base}", flush=True)
     print(f"  demo page        {base}/", flush=True)

@@ -7,9 +7,6 @@ script for the site at the bottom, and a stand-in for amoCRM's chat button that 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,7 +24,9 @@ from tests.browser.tracking_pages.site import SITE_DOMAIN, SiteServer
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
 
-pytestmark = pytest.mark.e2e
+# pytest-timeout bounds each walk: a browser call stuck without a timeout of its own (`evaluate` has none)
+# fails the test with pytest's own outcome instead of hanging CI.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 # Headless Chromium says "HeadlessChrome", which the bot filter rightly drops: visitors get a real UA.
 VISITOR_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -65,45 +64,10 @@ def _screenshot_on_failure(request, pages):
 _FAILED_BEFORE = pytest.StashKey[int]()
 
 
-def _kill_our_chromium():
-    """Watchdog: SIGKILL the Chromium processes this test process started (found by walking /proc),
-    so that a browser call stuck without a timeout (`evaluate` has none) fails instead of hanging CI."""
-    me, children = os.getpid(), {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-        except (ValueError, OSError, IndexError):
-            continue
-    todo, ours = [me], []
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            try:
-                if "chrom" in (Path("/proc") / str(child) / "comm").read_text():
-                    ours.append(child)
-            except OSError:
-                pass
-    print(f"browser test watchdog: still running after {WATCHDOG_SECONDS} s; killing Chromium {ours}", flush=True)
-    for pid in ours:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-WATCHDOG_SECONDS = 120
-
-
 @pytest.fixture
 def visitor(browser, request):
     """A browser context of one visitor (a real user agent, Russian locale); screenshots on failure."""
-    if not browser.is_connected():
-        pytest.fail("Chromium was killed by the watchdog in an earlier test", pytrace=False)
     contexts, errors = [], []
-    watchdog = threading.Timer(WATCHDOG_SECONDS, _kill_our_chromium)
-    watchdog.daemon = True
-    watchdog.start()
 
     def new(**options):
         context = browser.new_context(**{"user_agent": VISITOR_UA, "locale": "ru-RU", **options})
@@ -113,13 +77,10 @@ def visitor(browser, request):
         return context
 
     request.node.stash[_FAILED_BEFORE] = request.session.testsfailed
-    try:
-        yield new
-        _screenshot_on_failure(request, [p for c in contexts for p in c.pages])
-        for context in contexts:
-            context.close()
-    finally:
-        watchdog.cancel()
+    yield new
+    _screenshot_on_failure(request, [p for c in contexts for p in c.pages])
+    for context in contexts:
+        context.close()
     assert errors == [], "the page threw: our scripts must never break a site"
 
 

@@ -23,7 +23,7 @@ def private_redis(tmp_path):
         unavailable("redis-server", exc)
     server.start()
     yield server
-    server.stop()
+    server.close()
 
 
 @pytest.fixture(scope="session")

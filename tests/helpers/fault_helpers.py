@@ -1,6 +1,8 @@
 """Private servers and processes for the fault tests: a redis-server and a PostgreSQL cluster of our
 own (never the shared ones, which other suites use at the same time), and the Procfile's Dramatiq
-worker as a real subprocess that can be SIGKILLed. Everything listens on 127.0.0.1."""
+worker as a real subprocess that can be SIGKILLed. The two servers listen on unix sockets only, in
+directories of their own: no TCP port is picked before the server binds it, so no other process can
+take it in between (and a restart finds its address free)."""
 from __future__ import annotations
 
 import glob
@@ -23,12 +25,6 @@ class ServiceMissing(RuntimeError):
     """A binary the fault tests need is not installed; the message says which and how to get it."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
     deadline = time.monotonic() + timeout_s
     last = None
@@ -43,38 +39,45 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last!r})" if last else ""))
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
+def _socket_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex(str(path)) == 0
+
+
+def _short_temp_dir(prefix: str) -> Path:
+    """A unix socket path must fit in 107 bytes; pytest's tmp_path of a long test name may not."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None))
 
 
 class PrivateRedis:
-    """`redis-server --port <free> --save '' --appendonly no`: stop() is a crash (SIGKILL), start()
-    brings it back empty on the same port, as a restarted Redis without persistence would be."""
+    """`redis-server --port 0 --unixsocket <own dir>/redis.sock --save '' --appendonly no` (no TCP):
+    stop() is a crash (SIGKILL), start() brings it back empty at the same socket, as a restarted Redis
+    without persistence would be. close() stops it and removes its socket directory."""
 
     def __init__(self, workdir: Path):
         self.binary = shutil.which("redis-server")
         if not self.binary:
             raise ServiceMissing("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
+        self.socket_dir = _short_temp_dir("cs-redis-")
+        self.socket = self.socket_dir / "redis.sock"
         self.workdir = workdir
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket}?db=0"
 
     def start(self) -> "PrivateRedis":
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / "redis.log", "ab")
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+            [self.binary, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        wait_for(lambda: _port_open(self.port), 10, f"redis-server on port {self.port}")
+        wait_for(lambda: _socket_answers(self.socket), 10, f"redis-server on {self.socket}")
         return self
 
     def stop(self) -> None:
@@ -82,7 +85,11 @@ class PrivateRedis:
             self.proc.kill()
             self.proc.wait(10)
         self.proc = None
-        wait_for(lambda: not _port_open(self.port), 10, "redis-server to stop")
+        wait_for(lambda: not _socket_answers(self.socket), 10, "redis-server to stop")
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
 def _pg_bin(name: str) -> str:
@@ -94,13 +101,15 @@ def _pg_bin(name: str) -> str:
 
 
 class PrivatePostgres:
-    """A throwaway PostgreSQL cluster (initdb in a temp dir, fsync off, its own port and socket dir),
+    """A throwaway PostgreSQL cluster (initdb in a temp dir, fsync off), listening only on the unix
+    socket in its own directory (`listen_addresses=''`, so its port number is only the socket's name),
     run as the `postgres` OS user when we are root, since the server refuses to run as root."""
+
+    SOCKET_PORT = 5432  # names the socket file .s.PGSQL.5432 in our own directory; no TCP port is bound
 
     def __init__(self):
         self.initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-        self.port = free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="chatsource-faults-pg-"))
+        self.base = _short_temp_dir("cs-faults-pg-")
         self.data = self.base / "data"
         self.sockets = self.base / "sockets"
         self.log = self.base / "postgres.log"
@@ -128,7 +137,7 @@ class PrivatePostgres:
         return self
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+        options = (f"-p {self.SOCKET_PORT} -k {self.sockets} -c listen_addresses='' -c fsync=off "
                    "-c full_page_writes=off -c max_connections=60")
         # Not synchronous_commit=off: a crash would lose commits already acknowledged, i.e. webhooks
         # answered 200 (this test caught exactly that). fsync=off only risks an OS crash.
@@ -142,7 +151,7 @@ class PrivatePostgres:
         return (self.data / "postmaster.pid").exists()
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg2://postgres@/{database}?host={self.sockets}&port={self.SOCKET_PORT}"
 
     def create_database(self, name: str) -> str:
         engine = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT")

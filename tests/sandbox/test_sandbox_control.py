@@ -121,32 +121,21 @@ def test_control_api_is_loopback_only():
             assert server.app.full_dispatch_request().status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cli_with_demo_seed_and_client_from_env():
-    port = _free_port()
     env = dict(os.environ, SANDBOX_CLIENT_ID="env-app", SANDBOX_CLIENT_SECRET="env-secret",
                SANDBOX_REDIRECT_URI="http://127.0.0.1:5000/cb", PYTHONPATH=ROOT_DIR, APP_ENV="development")
-    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port),
+    # --port 0: the sandbox binds a port the kernel picks and names it on its first line (never pick-then-bind).
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", "0",
                              "--seed", "demo", "--auto-approve"], cwd=ROOT_DIR, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     http = loopback.loopback_session()
     http.trust_env = False
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                clients = http.get(f"{base}/_sandbox/clients", timeout=1).json()["clients"]
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None, proc.stderr.read().decode()
-                assert time.monotonic() < deadline, "sandbox did not start"
-                time.sleep(0.05)
+        first_line = proc.stdout.readline()  # written once the socket listens; "" if the sandbox died
+        assert " on http://127.0.0.1:" in first_line, proc.stderr.read()
+        base = first_line.rsplit(" on ", 1)[1].strip()
+        port = int(base.rsplit(":", 1)[1])
+        clients = http.get(f"{base}/_sandbox/clients", timeout=5).json()["clients"]
         assert clients[0]["client_id"] == "env-app"
         r = http.get(f"{base}/oauth", params={"client_id": "env-app", "state": "z"}, allow_redirects=False)
         assert r.status_code == 302 and f"referer=127.0.0.1%3A{port}" in r.headers["Location"]

@@ -98,3 +98,54 @@ def test_no_secret_reaches_the_access_or_error_log(gunicorn):
     assert "/oauth/amocrm/callback" in log
     for secret in (token, token[:12], "CODE-SECRET", "STATE-SECRET"):
         assert secret not in log, f"{secret!r} is in the log"
+
+
+DEV_SERVER_LISTENING = re.compile(r"Running on http://127\.0\.0\.1:(\d+)")
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    """`flask run`, the development server: werkzeug's own request log, through the filter the app puts on it."""
+    env = _env(tmp_path)
+    migrate = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=PROJECT_ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert migrate.returncode == 0, migrate.stderr[-2000:]
+    token = _webhook_token(env)
+    log_path = tmp_path / "flask-run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "run", "--host", "127.0.0.1",
+                                 "--port", "0", "--no-reload"],  # the kernel picks the port; the log says which
+                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        port = None
+        while port is None and time.monotonic() < deadline and proc.poll() is None:
+            match = DEV_SERVER_LISTENING.search(log_path.read_text(errors="replace"))
+            port = match and int(match.group(1))
+            time.sleep(0.1)
+        assert port, log_path.read_text(errors="replace")[-3000:]
+        http = loopback.loopback_session()
+        yield f"http://127.0.0.1:{port}", token, http, proc, log_path
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(20)
+
+
+def test_the_development_servers_request_log_shows_no_secret_and_keeps_the_rest(dev_server):
+    base, token, http, proc, log_path = dev_server
+    body = {"account[id]": "1", "account[subdomain]": "shop", "talk[update][0][talk_id]": "5",
+            "talk[update][0][is_in_work]": "0", "talk[update][0][contact_id]": "7", "talk[update][0][origin]": "telegram"}
+    assert http.post(f"{base}/webhooks/amocrm/{token}", data=body, timeout=10).status_code == 200
+    http.get(f"{base}/oauth/amocrm/callback?code=def502-CODE-SECRET&referer=shop.amocrm.ru&state=STATE-SECRET", timeout=10)
+    # werkzeug writes a request's line after answering it: a last request whose line is awaited flushes the others.
+    http.get(f"{base}/livez", timeout=10)
+    deadline = time.monotonic() + 20
+    while '"GET /livez' not in log_path.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    log = log_path.read_text(errors="replace")
+    assert '"POST /webhooks/amocrm/*** HTTP/1.1" 200' in log, log[-3000:]
+    assert "code=***" in log and "state=***" in log and "referer=shop.amocrm.ru" in log, log[-3000:]
+    for secret in (token, token[:12], "CODE-SECRET", "STATE-SECRET"):
+        assert secret not in log, f"{secret!r} is in the log"
