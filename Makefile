@@ -8,7 +8,7 @@ export PORT
 # the tests say test (tests/conftest.py). Export APP_ENV=production to try the production checks.
 export APP_ENV ?= development
 
-.PHONY: run test setup sandbox demo clean-venv chromium bench wrk lock
+.PHONY: run test lint setup sandbox demo clean-venv chromium bench wrk lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,12 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "Chromium is missing: sudo apt-get install chromium (browser tests will be skipped)"; fi; }
 
-test: setup chromium
+# ruff (lint + import order, pyproject.toml) and the architecture contracts (import-linter, pyproject.toml).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: setup chromium lint
 	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

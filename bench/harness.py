@@ -374,7 +374,7 @@ class Stack:
             self.accounts.append(Account(index=i, sandbox_url="", proc=proc))
         for account in self.accounts:
             # --port 0: the sandbox binds, then names its address (never a port picked for it beforehand).
-            account.sandbox_url = wait_until(lambda: announced_url(account.proc), 30,
+            account.sandbox_url = wait_until(lambda account=account: announced_url(account.proc), 30,
                                              f"sandbox {account.index} to start:\n{account.proc.tail()}")
 
     def start_web(self) -> Proc:
@@ -523,7 +523,7 @@ class CpuMeter:
         # A group's own processes plus the children they reaped, after minus before: gunicorn and
         # Dramatiq replace worker processes, whose CPU then shows in their parent's reaped-children time.
         for name, leaders in self._groups().items():
-            total = lambda stats: sum(own + reaped for pgrp, own, reaped in stats.values() if pgrp in leaders)  # noqa: E731
+            total = lambda stats, leaders=leaders: sum(own + reaped for pgrp, own, reaped in stats.values() if pgrp in leaders)  # noqa: E731
             used[name] = total(after) - total(self.before)
         for pid in pg:
             if pid in after:

@@ -60,7 +60,7 @@ def run_wrk(url: str, *, duration_s: int, connections: int, threads: int = 2, mo
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=duration_s + 60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    line = next((l for l in result.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    line = next((out for out in result.stdout.splitlines() if out.startswith("BENCH_JSON ")), None)
     if result.returncode != 0 or line is None:
         raise BenchError(f"wrk failed ({result.returncode}):\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}")
     data = json.loads(line[len("BENCH_JSON "):])

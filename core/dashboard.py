@@ -463,7 +463,7 @@ def health_warnings(health: list[Health], now: datetime | None = None) -> list[H
     now = now or utcnow()
     warnings = []
     for h in health:
-        w = lambda code, **params: warnings.append(HealthWarning(code, h.id, h.name, params))  # noqa: E731
+        w = lambda code, h=h, **params: warnings.append(HealthWarning(code, h.id, h.name, params))  # noqa: E731
         if h.status == "needs_reauth":
             w("needs_reauth", parked=h.backlog.get("parked", 0))
         elif h.connected:

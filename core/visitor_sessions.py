@@ -222,7 +222,7 @@ def _parse_url(url: str | None):
         url = "http://" + url
     try:
         parts = urlsplit(url)
-        parts.hostname  # raises ValueError on a malformed IPv6 literal
+        parts.hostname  # noqa: B018 - raises ValueError on a malformed IPv6 literal
     except ValueError:
         return None
     return parts

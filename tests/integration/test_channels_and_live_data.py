@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.models import ChatRequest, WebhookEvent
+from core.models import WebhookEvent
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
 

@@ -57,7 +57,7 @@ def test_the_session_field_can_live_on_the_contact(app, client, api, amo):
 
 
 def test_contacts_as_amocrm_holds_them(app, client, api, amo):
-    setup = connected_integration(client, api, amo)
+    connected_integration(client, api, amo)
     bare = amo.state.create_chat(contact={"name": "Без контактов"}, origin="telegram")
     several = amo.state.create_chat(contact={"name": "Два номера", "phones": ["+7 916 111-22-33", "+7 916 444-55-66"],
                                              "emails": ["First@Example.ru", "second@example.ru"]}, origin="telegram")

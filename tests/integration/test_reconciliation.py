@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 
 from core import reconciliation
 from core.reconciliation import OVERLAP_SECONDS

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
-import requests
 
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 

@@ -1,10 +1,8 @@
 import json
 import logging
 import time
-from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import fakeredis
 import pytest
 import requests
 import responses
@@ -17,12 +15,7 @@ from core.amocrm.errors import (
     HostNotAllowed,
     ReauthRequired,
 )
-from core.amocrm.oauth import TokenSet
-from core.amocrm.tokens import store_new_tokens
-from core.db import Base, create_engine, session_factory, utcnow
-from core.models import Account, Integration
-from core.services import build_services
-from core.settings import Settings
+from core.models import Integration
 from tests.helpers.amocrm_mock import (ACCESS, BASE, CLIENT_SECRET, REFRESH, TOKEN_URL, add_integration,  # noqa: F401
                                        client, services)  # fixtures
 

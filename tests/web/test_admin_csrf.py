@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import Integration
-from tests.helpers.report_data import connect, seed_catalog
+from tests.helpers.report_data import seed_catalog
 from tests.helpers.admin_helpers import signed_in, text
 
 ACTIONS = ("connect", "webhook", "disconnect", "check", "save")

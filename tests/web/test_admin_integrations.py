@@ -49,7 +49,7 @@ def save(admin, row, **fields):
     page = text(admin.get(setup_url(row)))
     data = {"csrf_token": csrf_from(page), "name": row.name, "amocrm_url": row.amocrm_url, "token_url": row.token_url,
             "client_id": row.client_id, "traffic_type": "campaign"}
-    for i, origin in enumerate(re.findall(r'name="map_origin_(\d+)" value="([^"]+)"', page)):
+    for origin in re.findall(r'name="map_origin_(\d+)" value="([^"]+)"', page):
         data[f"map_origin_{origin[0]}"] = origin[1]
     data.update({k: v for k, v in fields.items() if v is not None})
     return admin.post(setup_url(row), data=data)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import gzip
-import json
 
 import pytest
 
 from core.models import VisitorSession
-from tests.helpers.tracking_http import CHROME, ORIGIN, send
+from tests.helpers.tracking_http import ORIGIN, send
 
 LANDING = "https://www.shop.example.ru/?utm_source=yandex&utm_medium=cpc&utm_campaign=autumn"
 
