@@ -92,7 +92,7 @@ demo: setup
 clean-venv:
 	rm -rf $(VENV)
 
-# Benchmarks (issue #6, docs/benchmarks.md): the Procfile's web + worker on the local PostgreSQL and
+# Benchmarks (docs/benchmarks.md): the Procfile's web + worker on the local PostgreSQL and
 # Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL), loopback only. `make bench BENCH=latency` runs one.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \

@@ -1,4 +1,4 @@
-"""Benchmarks of the pipeline (issue #6): each one is `python -m bench.<name>`, prints a table and
+"""Benchmarks of the pipeline (docs/benchmarks.md): each one is `python -m bench.<name>`, prints a table and
 writes JSON to `bench/results/` (git-ignored).
 
 They run the product as it is deployed — gunicorn and the Dramatiq worker started with the Procfile's

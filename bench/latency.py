@@ -5,7 +5,7 @@
 Managers close chats at a steady `--rate` per second for `--duration` seconds in one account (the
 sandbox posts each update_talk to our webhook at once); every amoCRM call the worker makes takes
 `--latency-ms` longer. Per talk, the time from the inbox row's `received_at` to the request's
-`recorded_at` (set just before its commit). Targets (issue #6): p50 < 1 s, p99 < 5 s.
+`recorded_at` (set just before its commit). Targets (docs/benchmarks.md): p50 < 1 s, p99 < 5 s.
 """
 from __future__ import annotations
 

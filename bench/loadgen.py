@@ -28,7 +28,7 @@ def account_block(index: int, sandbox_url: str) -> dict:
 
 
 def talk_fields(talk_id, closed, chat_id=None) -> dict:
-    """One talk item as amoCRM sends it in update_talk (amocrm-api.md §3)."""
+    """One talk item as amoCRM sends it in update_talk (https://www.amocrm.ru/developers/content/crm_platform/webhooks-format)."""
     return dict(talk_id=talk_id, created_at=1_763_900_000, updated_at=1_763_900_600, rate=0, contact_id=11_018_118,
                 chat_id=chat_id or f"33b4c1d2-bench-{talk_id}", entity_id=9_276_114, entity_type="lead",
                 is_in_work=not closed if isinstance(closed, bool) else closed, is_read=True, origin="telegram")

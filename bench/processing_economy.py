@@ -9,7 +9,7 @@ account a separate sandbox process with its own rate-limit counter:
 3. `--accounts` accounts bursting together, `--burst` talks each.
 The chats (contacts with phones and emails, leads) are created in the sandbox first; the sandbox's
 counters are reset just before the closes, so only the processing's calls are counted. Targets
-(issue #6): ≤ 2 calls for a single talk, ≤ 0.05 per talk in the burst, never over 7 calls in any
+(docs/benchmarks.md): ≤ 2 calls for a single talk, ≤ 0.05 per talk in the burst, never over 7 calls in any
 1-second window of an account, zero 429s.
 """
 from __future__ import annotations

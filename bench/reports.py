@@ -8,7 +8,7 @@ and two integrations, names, phones and emails all different. Then, through the 
 gunicorn as in production, each timed 5 times after a warm-up:
 the Raw data first page; a page filtered by channel, campaign and dates and searched by name; the
 dashboard for 30 days and for the year; and a 100k-row CSV export, with the web processes' memory
-sampled while it streams. Targets (issue #6): < 300 ms each page and dashboard, the export < 5 s
+sampled while it streams. Targets (docs/benchmarks.md): < 300 ms each page and dashboard, the export < 5 s
 with flat memory.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ A site is created through the Data API; wrk posts the page view the tracking cod
 (`{"site_key", "url", "referrer", "title"}` as text/plain, with the site's Origin) — with no
 visitor id, so every hit is a new visitor and a new session row (the costly case). `GET /livez`
 in the same run is the yardstick. The script is fetched as a browser would (Accept-Encoding: gzip).
-Target (issue #6): the gzipped script under 2 KB; req/s is reported against the trivial endpoint.
+Target (docs/benchmarks.md): the gzipped script under 2 KB; req/s is reported against the trivial endpoint.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ each, a new talk id every time, every second one closed so it is also queued for
 the same app's trivial endpoint `GET /livez` in the same run as the yardstick, both with wrk. Then a
 burst of 10,000 talk events over 100 connections: every answer's latency, and every event stored.
 The worker runs as in production, so the closed talks are processed while the load goes on.
-Targets (issue #6): ≥ 1,000 req/s and ≥ 0.5× the trivial endpoint, p99 < 100 ms; burst: every answer
+Targets (docs/benchmarks.md): ≥ 1,000 req/s and ≥ 0.5× the trivial endpoint, p99 < 100 ms; burst: every answer
 under 2 s, all stored.
 """
 from __future__ import annotations

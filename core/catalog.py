@@ -132,7 +132,7 @@ def campaign_to_dict(campaign: Campaign) -> dict:
     }
 
 
-# --- editing (the admin's edit forms; added with issue #3) ------------------------------------
+# --- editing (the admin's edit forms) ---------------------------------------------------------
 
 def update_site(session: Session, account_id: int, site_id, name, domain) -> Site:
     site = get_owned(session, Site, account_id, site_id)

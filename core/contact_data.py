@@ -1,6 +1,6 @@
 """Reading amoCRM entities: the contact's name, first phone (E.164, and as held) and first email, and a custom
 field's value (the session id). Field values come in the v4 shape `custom_fields_values[{field_id,
-field_code, values[{value, enum_code|enum}]}]`, which may be null (amocrm-api.md §4)."""
+field_code, values[{value, enum_code|enum}]}]`, which may be null (https://www.amocrm.ru/developers/content/crm_platform/contacts-api)."""
 from __future__ import annotations
 
 import phonenumbers

@@ -263,7 +263,7 @@ def rotate_webhook_token(session: Session, services: Services, integration: Inte
     return services.webhook_url(token)
 
 
-# Spec step 7, «Скрипт для вашего сайта»: generated in core/site_script.py (tracking, issue #4).
+# Spec step 7, «Скрипт для вашего сайта»: generated in core/site_script.py (tracking).
 from core.site_script import site_script  # noqa: E402,F401
 
 

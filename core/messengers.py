@@ -1,7 +1,7 @@
 """Talk `origin` codes amoCRM sends, the chat channel each one means, and the channels' names.
 
-amoCRM documents only a few origin strings (amocrm-api.md §2); the codes below are the ones seen on
-live accounts and in integrators' fixtures (§10), plus Kommo's international channels from its
+amoCRM documents only a few origin strings (https://www.amocrm.ru/developers/content/crm_platform/talks-api);
+the codes below are the ones seen on live accounts and in integrators' fixtures, plus Kommo's international channels from its
 front-end bundle. The rest (VK, Viber, Avito and the amoCRM.ru site chat were found in no source)
 stay data: an unknown code is recorded as channel "other" and the admin maps it from what
 production sends. Guessing by substring misfired ("wa" made com.wazzup24.insta WhatsApp), so the
@@ -34,7 +34,7 @@ KNOWN_MESSENGERS: tuple[Messenger, ...] = (
     Messenger("facebook", "Facebook Messenger", "facebook"),
     Messenger("com.apple.bm", "Apple Messages for Business", "apple_messages"),
     Messenger("com.ringcentral.sms", "RingCentral SMS", "sms"),
-    Messenger("com.amocrm.mail", "E-mail", "email"),  # e-mail conversations are talks too (§10)
+    Messenger("com.amocrm.mail", "E-mail", "email"),  # e-mail conversations are talks too (live accounts)
     Messenger("tech.widget.e-chat", "E-chat", "other"),  # a widget for several messengers: which one is not in the code
     Messenger("vk", "ВКонтакте", "vk"),
     Messenger("viber", "Viber", "viber"),

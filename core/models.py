@@ -132,7 +132,7 @@ class VisitorSession(Base):
     device: Mapped[str | None] = mapped_column(sa.String(20))
     browser: Mapped[str | None] = mapped_column(sa.String(50))
     ip_hash: Mapped[str | None] = mapped_column(sa.String(64))
-    # Tracking code (issue #4): the entrance page's title and the page views the session saw.
+    # Tracking code: the entrance page's title and the page views the session saw.
     entrance_title: Mapped[str | None] = mapped_column(sa.String(300))
     page_views: Mapped[int] = mapped_column(default=1, server_default="1")
     __table_args__ = (

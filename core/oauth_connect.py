@@ -40,7 +40,7 @@ from core.talk_processing import unpark_events
 
 log = logging.getLogger(__name__)
 STATE_TTL = timedelta(minutes=30)
-CODE_TTL = timedelta(minutes=20)  # amoCRM's authorisation codes live 20 minutes (amocrm-api.md §1)
+CODE_TTL = timedelta(minutes=20)  # amoCRM's authorisation codes live 20 minutes (https://www.amocrm.ru/developers/content/oauth/oauth)
 WEBHOOK_EVENTS = ("update_talk",)
 
 
@@ -226,7 +226,7 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
         hostname = referer_host.split(":")[0]
         scheme = "http" if is_loopback(hostname) else "https"
         account_base = f"{scheme}://{referer_host}"
-        # The token endpoint is on the account host amoCRM names in `referer` (amocrm-api.md §1); the
+        # The token endpoint is on the account host amoCRM names in `referer` (https://www.amocrm.ru/developers/content/oauth/step-by-step); the
         # admin's Token URL is used when it points at that same host.
         configured = urlsplit(integration.token_url)
         token_url = integration.token_url if (configured.netloc or "").lower() == referer_host.lower() else f"{account_base}/oauth2/access_token"

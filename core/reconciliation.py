@@ -22,7 +22,7 @@ nothing — and the request's reason says it was found by reconciliation.
 - `start_backfill` / `run_backfill` / `backfill_progress`: the same for a period an admin or the API
   chose, as a `ReconcileRun` with progress, read one day at a time, oldest first.
 
-Where a `talk_closed` event carries the talk id is not documented (amocrm-api.md §8, §10); `talk_id_of`
+Where a `talk_closed` event carries the talk id is not documented (https://www.amocrm.ru/developers/content/crm_platform/events-and-notes); `talk_id_of`
 accepts the four places seen or guessed, and events it cannot read are counted and logged (their id
 and shape, never tokens), so production data tells which shape is real.
 """

@@ -39,7 +39,7 @@ class Services:
 
     def webhook_url(self, webhook_token: str) -> str:
         """With a trailing slash: Kommo's webhook form refuses a url without one ("Invalid URL"),
-        amoCRM's accepts both, and the endpoint answers both forms (amocrm-api.md §10)."""
+        amoCRM's accepts both, and the endpoint answers both forms (seen on live accounts)."""
         return self.settings.public(f"/webhooks/amocrm/{webhook_token}/")
 
 

@@ -6,7 +6,7 @@ integration reads (`session_field_id`) of the lead — or of the contact — tha
 
     amo_social_button.setMeta({lead: {custom_fields: [{id: FIELD_ID, values: [{value: "SESSION_ID"}]}]}})
 
-on amoCRM, `crm_plugin.setMeta(...)` on Kommo (amocrm-api.md §6: the v2 shape `id`, not `field_id`).
+on amoCRM, `crm_plugin.setMeta(...)` on Kommo (https://www.amocrm.ru/developers/content/web_sdk/crm_plugin: the v2 shape `id`, not `field_id`).
 
 Order does not matter: our tracking code or amoCRM's button may load first, and the button may
 appear late (its snippet lower on the page, a tag manager, lazy loading). The script listens to
@@ -15,13 +15,13 @@ for the first 10 s, then every 2 s; it calls `setMeta` once per (button object, 
 again when the session changes (a new campaign, a return after 30 idle minutes) or the button
 object is replaced. ES5, no dependencies, every call guarded: it can never break the page.
 
-Live installations show the first `setMeta` is not always applied (§10: Roistat waits for the
+Live installations show the first `setMeta` is not always applied (Roistat's published code waits for the
 button, some sites re-send it every few seconds, a Kommo integrator found its writes unreliable), so
 the script also hands the session again the moment it matters: when the visitor opens the chat or
 picks a messenger. It subscribes through the button's command queue, `amoSocialButton('onButtonClick',
 fn)` and `('onChatShow', fn)` (Kommo: `crmPlugin(...)`), as soon as the queue exists, once per queue.
 
-What amoCRM does not document (§6 [inf]): whether `setMeta` merges with or replaces metadata the
+What amoCRM does not document: whether `setMeta` merges with or replaces metadata the
 site set itself, and that it must run before the visitor's first message (the lead is made then).
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 amoCRM posts `application/x-www-form-urlencoded` bodies keyed `talk[update][0][talk_id]=…`, several
 items per body, plus `account[subdomain|id|_links][self]`; every value is a string and booleans are
-"1"/"0" (amocrm-api.md §3). The web adapter answers 2xx only after `store_webhook` has committed.
+"1"/"0" (https://www.amocrm.ru/developers/content/crm_platform/webhooks-format). The web adapter answers 2xx only after `store_webhook` has committed.
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _top_name(key: str) -> str:
 def parse_webhook(pairs: list[tuple[str, str]]) -> ParsedWebhook:
     """The account block and the talk items of a body, checked strictly; everything else is only
     named in `other_entities`. A hook may be ticked for more events than ours (`message[add]`,
-    `leads[update]`, `contacts[update]` with the old custom_fields shape, `unsorted[add]`…, §10)
+    `leads[update]`, `contacts[update]` with the old custom_fields shape, `unsorted[add]`…, as live accounts send)
     and those bodies use shapes we never read (`[]` parts, repeated keys): they must get a 2xx,
     because amoCRM counts every 4xx towards disabling the hook."""
     if not pairs:

@@ -1,7 +1,7 @@
 """Flask app of the amoCRM sandbox: OAuth, API v4 subset, control API, demo page.
 
 ``create_sandbox_app(state=None, **settings)`` -> Flask app.  One app = one
-amoCRM account.  amo-facing behaviour follows ``docs/amocrm-api.md``; see
+amoCRM account.  amo-facing behaviour follows amoCRM's API v4 docs (https://www.amocrm.ru/developers/content/); see
 ``sandbox/README.md`` for what is a guess.
 """
 
@@ -327,7 +327,7 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
         try:
             tokens = st.token_grant(params)
         except OAuthError as exc:
-            # An expired refresh token got HTTP 401 on a live account, the other hints 400 (§10).
+            # An expired refresh token got HTTP 401 on a live account, the other hints 400 (undocumented).
             status = 401 if exc.hint == "Token has expired" else int(st.settings["oauth_error_status"])
             return oauth_problem(exc.hint, status)
         return Response(_dumps(tokens), status=200, mimetype="application/json")
@@ -347,7 +347,7 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
     @app.get("/api/v4/talks")
     def api_talks() -> Response:
         # Production code pages with limit=250&page=N; filter[is_in_work] is accepted and ignored,
-        # as an integrator reports of live accounts (§10).
+        # as an integrator reports of live accounts.
         limit, page = _limit_page()
         return _paged(st, st.query_talks(), limit, page, "talks")
 

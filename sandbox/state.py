@@ -28,7 +28,8 @@ from .webhook_format import EVENT_TO_KEY, encode_body, encode_talk_events
 
 # --- amoCRM constants ----------------------------------------------------------------------
 
-#: Webhook events accepted by POST /api/v4/webhooks (fact sheet §3: RU table + [obs] Kommo UI ones).
+#: Webhook events accepted by POST /api/v4/webhooks (amoCRM's list, https://www.amocrm.ru/developers/content/crm_platform/webhooks-api,
+#: plus the ones Kommo's UI offers).
 KNOWN_EVENTS: tuple[str, ...] = tuple(
     [f"add_{e}" for e in ("lead", "contact", "company", "customer", "talk", "task")]
     + [f"update_{e}" for e in ("lead", "contact", "company", "customer", "talk", "task")]
@@ -52,14 +53,15 @@ ENUM_TYPES = {"select", "multiselect", "radiobutton", "multitext"}
 PHONE_ENUMS = ("WORK", "WORKDD", "MOB", "FAX", "HOME", "OTHER")
 EMAIL_ENUMS = ("WORK", "PRIV", "OTHER")
 
-#: tracking_data fields seen in a real account export (fact sheet §4 [obs]).
+#: tracking_data fields seen in a real account export.
 TRACKING_FIELDS = (
     "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "utm_referrer",
     "referrer", "gclid", "yclid", "fbclid", "roistat", "_ym_uid", "_ym_counter",
     "openstat_service", "openstat_campaign", "openstat_ad", "openstat_source", "from", "gclientid",
 )
 
-#: Chat origins offered by the demo page (fact sheet §2; site chat / VK / Viber / Avito unknown).
+#: Chat origins offered by the demo page (https://www.amocrm.ru/developers/content/crm_platform/talks-api;
+#: site chat / VK / Viber / Avito codes unknown).
 KNOWN_ORIGINS = (
     "telegram", "waba", "com.amocrm.amocrmwa", "amochats.whatsapp", "instagram_business", "facebook",
     "tiktok-kommo", "mercado-libre", "lazada-integration",
@@ -930,7 +932,7 @@ class SandboxState:
     @staticmethod
     def _talk_status(t: dict[str, Any]) -> str:
         """Live talks carry `status` (in_work | closed | nps_scheduled | nps_in_progress | with_error,
-        §10); the sandbox's NPS bot keeps a talk in work while it asks, so "closing" is nps_in_progress."""
+        seen on live accounts, undocumented); the sandbox's NPS bot keeps a talk in work while it asks, so "closing" is nps_in_progress."""
         if not t["is_in_work"]:
             return "closed"
         return "nps_in_progress" if t["closing"] else "in_work"

@@ -1,7 +1,7 @@
 """amoCRM webhook form encoding (pure functions, stdlib only).
 
 amoCRM posts webhooks as ``application/x-www-form-urlencoded`` with PHP-style
-bracket keys (fact sheet §3 "Encoding" [doc RU:crm_platform/webhooks-format, KO]):
+bracket keys (https://www.amocrm.ru/developers/content/crm_platform/webhooks-format):
 
     account[subdomain]=sub&account[id]=123&account[_links][self]=https://sub.amocrm.ru
     &talk[update][0][talk_id]=191&talk[update][0][is_in_work]=0&...
@@ -159,8 +159,8 @@ def encode_talk_events(
     talks: Iterable[Mapping[str, Any]],
     account: Mapping[str, Any],
 ) -> list[tuple[str, str]]:
-    """Pairs of a talk webhook body: the account keys FIRST (as live accounts send them, fact sheet
-    §10), then ``talk[{action}][i][field]`` for each talk.
+    """Pairs of a talk webhook body: the account keys FIRST (as live accounts send them; the docs
+    do not say), then ``talk[{action}][i][field]`` for each talk.
 
     *action* is ``"add"`` or ``"update"`` (``"add_talk"``/``"update_talk"`` are accepted too).
     *talks* are talk mappings in the REST shape (``GET /api/v4/talks/{id}``: booleans as

@@ -78,12 +78,12 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
-    # Tracking code and its collect endpoint (issue #4).
+    # Tracking code and its collect endpoint.
     from web import tracking
 
     app.register_blueprint(tracking.bp)
 
-    # --- admin (issue #3): Russian/English UI, sign-in, Flask-Admin ---
+    # --- admin: Russian/English UI, sign-in, Flask-Admin ---
     from web.admin import init_admin
     from web.auth import init_auth
     from web.i18n import init_i18n

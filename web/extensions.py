@@ -11,7 +11,7 @@ db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()
 csrf = CSRFProtect()
 
-# --- admin (issue #3): login sessions and the Russian/English UI --------------------------------
+# --- admin: login sessions and the Russian/English UI --------------------------------
 from flask_babel import Babel  # noqa: E402
 from flask_login import LoginManager  # noqa: E402
 

@@ -34,7 +34,7 @@ from core.ratelimit import RateLimitTimeout
 log = logging.getLogger("chatsource.amocrm.client")
 
 BATCH_SIZE = 250  # amoCRM's maximum page size
-EVENTS_PAGE_SIZE = 100  # the event log's maximum page size (amocrm-api.md §8)
+EVENTS_PAGE_SIZE = 100  # the event log's maximum page size (https://www.amocrm.ru/developers/content/crm_platform/events-and-notes)
 MAX_429_ATTEMPTS = 3  # requests in all for one call while amoCRM keeps answering 429
 MAX_INLINE_RETRY_AFTER_S = 30.0  # longer Retry-After: give up now and let the worker back off
 LIMITER_DEADLINE_S = 60.0

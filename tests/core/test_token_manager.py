@@ -182,7 +182,7 @@ def test_dead_refresh_token_marks_needs_reauth(services, caplog):
 
 
 def test_expired_refresh_token_answered_401_is_terminal_too(services):
-    """A live account answered an expired refresh token with HTTP 401, not 400 (fact sheet §10)."""
+    """A live account answered an expired refresh token with HTTP 401, not 400 (undocumented)."""
     iid = add_integration(services, refresh="refresh-old")
     body = json.dumps({"hint": "Token has expired", "title": "Некорректный запрос", "status": 401,
                        "type": "https://developers.amocrm.ru/v3/errors/OAuthProblemJson"})

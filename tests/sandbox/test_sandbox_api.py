@@ -1,4 +1,4 @@
-"""API v4 subset of the sandbox (fact sheet §2, §4, §5)."""
+"""API v4 subset of the sandbox: talks, contacts and leads, limits (https://www.amocrm.ru/developers/content/crm_platform/talks-api, …)."""
 
 from __future__ import annotations
 

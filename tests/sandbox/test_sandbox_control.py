@@ -53,7 +53,7 @@ def test_control_entities_and_chats(amo, http):
     assert set(chat) >= {"talk_id", "chat_id", "contact_id", "lead_id"} and chat["lead_id"] is None
     talk = control(amo, http, f"/talks/{chat['talk_id']}", method="GET")
     assert talk["entity_id"] is None and talk["entity_type"] is None and talk["origin"] == "instagram_business"
-    # a new talk in the same chat after closing (fact sheet §2 [inf])
+    # a new talk in the same chat after closing (a guess: the docs do not say)
     control(amo, http, f"/talks/{chat['talk_id']}/close")
     again = control(amo, http, "/chats", {"contact_id": chat["contact_id"], "chat_id": chat["chat_id"], "lead": None})
     assert again["chat_id"] == chat["chat_id"] and again["talk_id"] != chat["talk_id"]

@@ -1,4 +1,4 @@
-"""The sandbox's event log (amocrm-api.md §8, §10): talk_created / talk_closed, the filters, paging by
+"""The sandbox's event log (https://www.amocrm.ru/developers/content/crm_platform/events-and-notes): talk_created / talk_closed, the filters, paging by
 at most 100, 204 when nothing matches, and the knob that stops webhook delivery (a disabled hook)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rate limit, block, fault knobs and stats (fact sheet §5)."""
+"""Rate limit, block, fault knobs and stats (https://developers.kommo.com/docs/limitations)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the sandbox sends as live amoCRM accounts do (fact sheet §10): the account block first in
+"""What the sandbox sends as live amoCRM accounts do (beyond the docs): the account block first in
 webhook bodies, `custom_fields_values: null`, `_links.self` repeating the query, the talk `status`,
 and `GET /api/v4/talks` paged with 204 at the end."""
 

@@ -1,4 +1,4 @@
-"""OAuth 2.0 of the sandbox (fact sheet §1)."""
+"""OAuth 2.0 of the sandbox (https://www.amocrm.ru/developers/content/oauth/step-by-step)."""
 
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def test_current_subdomain_endpoint(amo, http):
 
 
 def test_an_expired_refresh_token_is_401_with_its_hint(amo, http):
-    """As a live account answered (fact sheet §10); other refresh errors stay 400."""
+    """As a live account answered (undocumented); other refresh errors stay 400."""
     amo.configure(refresh_ttl=60)
     tokens = authorize(amo, http)
     amo.state.advance_clock(61)

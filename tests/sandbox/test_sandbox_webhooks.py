@@ -1,4 +1,4 @@
-"""Webhook encoding and delivery (fact sheet §3)."""
+"""Webhook encoding and delivery (https://www.amocrm.ru/developers/content/crm_platform/webhooks-format)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ ACCOUNT = {"subdomain": "sub", "id": 123, "self_url": "https://sub.amocrm.ru"}
 def test_encode_talk_events_exact_pairs():
     pairs = encode_talk_events("update", [_talk()], ACCOUNT)
     assert pairs == [
-        ("account[subdomain]", "sub"),  # the account block comes first on live accounts (§10)
+        ("account[subdomain]", "sub"),  # the account block comes first on live accounts
         ("account[id]", "123"),
         ("account[_links][self]", "https://sub.amocrm.ru"),
         ("talk[update][0][talk_id]", "191"),

@@ -1,4 +1,4 @@
-"""Talk origin codes → channels, as live amoCRM and Kommo accounts send them (amocrm-api.md §10)."""
+"""Talk origin codes → channels, as live amoCRM and Kommo accounts send them (seen on live accounts; the docs name few)."""
 import pytest
 
 from core.messengers import CHANNEL_LABELS, channel_for_origin, channel_label, messenger_name

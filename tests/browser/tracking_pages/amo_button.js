@@ -1,4 +1,4 @@
-// A stand-in for amoCRM's site chat button ("кнопка на сайт", amocrm-api.md §6). Like amoCRM's own
+// A stand-in for amoCRM's site chat button ("кнопка на сайт", https://www.amocrm.ru/developers/content/web_sdk/crm_plugin). Like amoCRM's own
 // snippet it creates window.amo_social_button (Kommo: window.crm_plugin) whose setMeta(p) queues p
 // into .params until button.js arrives; here it also records every call for the test to read, and
 // "Написать в чат" hands the metadata to the test, which opens the chat in the amoCRM sandbox.
