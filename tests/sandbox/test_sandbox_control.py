@@ -129,7 +129,10 @@ def test_cli_with_demo_seed_and_client_from_env():
     http.trust_env = False
     try:
         first_line = proc.stdout.readline()  # written once the socket listens; "" if the sandbox died
-        assert " on http://127.0.0.1:" in first_line, proc.stderr.read()
+        if not first_line:
+            proc.wait(10)
+            raise AssertionError(f"the sandbox exited: {proc.stderr.read()}")
+        assert " on http://127.0.0.1:" in first_line, first_line
         base = first_line.rsplit(" on ", 1)[1].strip()
         port = int(base.rsplit(":", 1)[1])
         clients = http.get(f"{base}/_sandbox/clients", timeout=5).json()["clients"]
