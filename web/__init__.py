@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     app.extensions["chatsource.settings"] = settings
     app.extensions["chatsource.services"] = services
 
-    from web import api, health, oauth, webhooks
+    from web import api, errors, health, oauth, webhooks
+
+    errors.install(app)
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(oauth.bp)

@@ -19,7 +19,6 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core import tracking
@@ -143,14 +142,6 @@ def _over_quota(exc: QuotaExceeded):
                           retry_after=exc.retry_after)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
-
-
-@bp.errorhandler(OperationalError)
-@bp.errorhandler(DBAPIError)
-def _db_down(exc):
-    db.session.rollback()
-    log.warning("tracking: the database is unavailable: %s", type(exc).__name__)
-    return json_error(503, "unavailable", "the database is unavailable; try again shortly")
 
 
 @bp.errorhandler(HTTPException)
