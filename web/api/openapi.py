@@ -50,6 +50,9 @@ TEXT = {"type": "string"}
 DATETIME = {"type": "string", "format": "date-time"}
 DAY = {"type": "string", "format": "date"}
 N_ID, N_TEXT, N_DATETIME = _nullable(ID), _nullable(TEXT), _nullable(DATETIME)
+CLICK_WINDOW = {"type": "integer", "minimum": 0, "maximum": 1440,
+                "description": "a messenger chat without a session goes to the one session that clicked that messenger's "
+                               "icon on the site's chat button this many minutes before it began; 0 = off (default 30)"}
 CHANNEL_LIST = {
     "type": "array", "maxItems": 50,
     "items": {"type": "string", "pattern": "^[a-z0-9_]{1,30}$"},
@@ -124,6 +127,7 @@ SCHEMAS: dict[str, dict] = {
         "default_campaign_id": N_ID, "default_source_id": N_ID, "default_site_id": N_ID,
         "messenger_mappings": {"type": "array", "items": _ref("MessengerMapping")},
         "excluded_channels": CHANNEL_LIST,
+        "click_window_minutes": CLICK_WINDOW,
         "is_active": {"type": "boolean", "description": "activating checks that everything needed is set (422 `cannot_activate` lists what is missing)"},
     }, [], closed=True),
     "Warning": _obj({
@@ -151,6 +155,7 @@ SCHEMAS: dict[str, dict] = {
         "default_campaign_id": N_ID, "default_source_id": N_ID, "default_site_id": N_ID,
         "messenger_mappings": {"type": "array", "items": _ref("MessengerMapping")},
         "excluded_channels": CHANNEL_LIST,
+        "click_window_minutes": CLICK_WINDOW,
         "is_active": {"type": "boolean"},
         "last_error": N_TEXT, "last_event_at": N_DATETIME,
         "site_script": _nullable({"type": "string", "description": "«Скрипт для вашего сайта», once the session field is chosen"}),
