@@ -252,3 +252,16 @@ def test_a_click_is_kept_against_the_live_session_and_never_starts_one(factory, 
         assert not stale.tracked and not stranger.tracked and not bot.tracked
         assert db.scalar(sa.select(sa.func.count()).select_from(MessengerClick)) == 1
         assert db.scalar(sa.select(sa.func.count()).select_from(VisitorSession)) == 1
+
+
+def test_button_services_and_links_name_their_channel():
+    from core.messengers import channel_for_button
+
+    assert [channel_for_button(s) for s in ("telegram", "WhatsApp", "livechat", "viber", "vk", "instagram")] == [
+        "telegram", "whatsapp", "site_chat", "viber", "vk", "instagram"]
+    # A service name we do not know is read by the link the icon opens, then by the origin rules.
+    assert channel_for_button("tgbot", "https://t.me/shop") == "telegram"
+    assert channel_for_button("x", "https://api.whatsapp.com/send?phone=7999") == "whatsapp"
+    assert channel_for_button("x", "viber://chat?number=%2B7999") == "viber"
+    assert channel_for_button("com.example.whatsapp") == "whatsapp"
+    assert channel_for_button("mystery", "https://example.com/") == "other"
