@@ -14,6 +14,7 @@ from core.amocrm.errors import HostNotAllowed
 from core.amocrm.hosts import check_url
 from core.catalog import NotFound, ValidationFailed, get_owned
 from core.crypto import new_token, sha256_hex
+from core.click_attribution import MAX_WINDOW_MINUTES as MAX_CLICK_WINDOW_MINUTES
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin
 from core.models import Campaign, ChatRequest, Integration, MessengerMapping, Site, Source
 from core.services import Services
@@ -92,7 +93,7 @@ def update_integration(session: Session, services: Services, integration: Integr
     known = {
         "name", "amocrm_url", "token_url", "client_id", "client_secret", "session_field_id", "session_field_name",
         "session_field_entity", "traffic_type", "default_campaign_id", "default_source_id", "default_site_id",
-        "messenger_mappings", "excluded_channels", "is_active",
+        "messenger_mappings", "excluded_channels", "click_window_minutes", "is_active",
     }
     unknown = sorted(set(data) - known)
     if unknown:
@@ -141,6 +142,8 @@ def update_integration(session: Session, services: Services, integration: Integr
         set_mappings(session, integration, data["messenger_mappings"])
     if "excluded_channels" in data:
         integration.excluded_channels = _channels(data["excluded_channels"])
+    if "click_window_minutes" in data:
+        integration.click_window_minutes = _click_window(data["click_window_minutes"])
     if "is_active" in data:
         if not isinstance(data["is_active"], bool):
             raise ValidationFailed("is_active must be true or false", "is_active")
@@ -151,6 +154,14 @@ def update_integration(session: Session, services: Services, integration: Integr
         integration.is_active = data["is_active"]
     session.flush()
     return integration
+
+
+def _click_window(raw) -> int:
+    """Minutes before a messenger chat in which a click on its button on the site counts (0 = off)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_CLICK_WINDOW_MINUTES:
+        raise ValidationFailed(f"click_window_minutes must be a whole number of minutes from 0 (off) to "
+                               f"{MAX_CLICK_WINDOW_MINUTES}", "click_window_minutes")
+    return raw
 
 
 def _channels(raw) -> list[str]:
@@ -294,6 +305,7 @@ def to_dict(services: Services, integration: Integration) -> dict:
             for m in integration.mappings
         ],
         "excluded_channels": list(integration.excluded_channels or []),
+        "click_window_minutes": integration.click_window_minutes,
         "is_active": integration.is_active,
         "last_error": integration.last_error,
         "last_event_at": integration.last_event_at.isoformat() if integration.last_event_at else None,

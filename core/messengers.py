@@ -122,3 +122,50 @@ def excluded_channel_reason(excluded_channels, origin: str | None) -> str | None
     if channel not in (excluded_channels or ()):
         return None
     return f"канал {channel_label(channel, 'ru')} не передаётся: включите его в настройках интеграции"
+
+
+# The `service` amoCRM's site button passes to `onButtonClick(service, link)` (amocrm-api.md §6) and
+# the channel of the chat it opens. Only `livechat` (the button's own online chat) was seen in public
+# code (§2 [obs]); the messenger names are guesses from the icons' names and the talk origins, so the
+# link the button opens is read as well (`t.me/…` is Telegram whatever the service was called).
+BUTTON_SERVICES = {
+    "livechat": "site_chat", "onlinechat": "site_chat",
+    "telegram": "telegram", "tg": "telegram",
+    "whatsapp": "whatsapp", "wa": "whatsapp", "waba": "whatsapp",
+    "viber": "viber",
+    "vk": "vk", "vkontakte": "vk",
+    "facebook": "facebook", "messenger": "facebook", "fb": "facebook",
+    "instagram": "instagram", "instagram_business": "instagram",
+    "avito": "avito",
+}
+_LINK_HOSTS = {
+    "t.me": "telegram", "telegram.me": "telegram", "wa.me": "whatsapp", "api.whatsapp.com": "whatsapp",
+    "vk.me": "vk", "vk.com": "vk", "m.me": "facebook", "ig.me": "instagram", "instagram.com": "instagram",
+    "avito.ru": "avito",
+}
+_LINK_SCHEMES = {"tg": "telegram", "whatsapp": "whatsapp", "viber": "viber"}
+
+
+def channel_for_button(service: str | None, link: str | None = None) -> str:
+    """The channel a click on the button's icon opens: by the service's name, else by its link's
+    host or scheme, else the talk-origin rules; "other" when nothing names it."""
+    name = (service or "").strip().lower()
+    if name in BUTTON_SERVICES:
+        return BUTTON_SERVICES[name]
+    by_link = _channel_for_link(link)
+    if by_link:
+        return by_link
+    channel = channel_for_origin(name) if name else "unknown"
+    return "other" if channel == "unknown" else channel
+
+
+def _channel_for_link(link: str | None) -> str | None:
+    text = (link or "").strip().lower()
+    scheme, sep, rest = text.partition(":")
+    if not sep:
+        return None
+    if scheme in _LINK_SCHEMES:
+        return _LINK_SCHEMES[scheme]
+    host = rest.lstrip("/").split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
+    host = host[4:] if host.startswith("www.") else host
+    return _LINK_HOSTS.get(host)

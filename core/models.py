@@ -195,6 +195,9 @@ class Integration(Base):
     reconcile_unreadable_total: Mapped[int] = mapped_column(default=0, server_default="0")
     reconcile_error: Mapped[str | None] = mapped_column(sa.Text)
     reconcile_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Messenger chats without a session are attributed to the one session that clicked that
+    # messenger's button on the site this many minutes before the chat began; 0 = off (core.click_attribution).
+    click_window_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -329,6 +332,30 @@ class WebhookEvent(Base):
         sa.UniqueConstraint("integration_id", "dedupe_key"),
         sa.Index("ix_webhook_events_integration_status", "integration_id", "status"),
         sa.Index("ix_webhook_events_status_received", "status", "received_at"),
+    )
+
+
+class MessengerClick(Base):
+    """A visitor clicked a messenger's icon on the site's amoCRM chat button (`messenger_click` from
+    the script for your site). The chat then happens in the messenger app, usually without our session
+    in its lead; core.click_attribution ties it back to this session. A click attributes at most one
+    talk: the first talk to match it claims it (`claimed_integration_id`, `claimed_talk_id`)."""
+
+    __tablename__ = "messenger_clicks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"))
+    session_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("visitor_sessions.id", ondelete="CASCADE"), index=True)
+    service: Mapped[str] = mapped_column(sa.String(50))  # as the button named it: telegram, whatsapp…
+    channel: Mapped[str] = mapped_column(sa.String(30))  # our channel (core.messengers.channel_for_button)
+    clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_integration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("integrations.id", ondelete="SET NULL"))
+    claimed_talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        # The candidates of a talk: this account's clicks of one channel in the window before it.
+        sa.Index("ix_messenger_clicks_account_channel_clicked", "account_id", "channel", "clicked_at"),
+        sa.Index("ix_messenger_clicks_claim", "claimed_integration_id", "claimed_talk_id"),
     )
 
 

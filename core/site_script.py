@@ -21,6 +21,11 @@ the script also hands the session again the moment it matters: when the visitor 
 picks a messenger. It subscribes through the button's command queue, `amoSocialButton('onButtonClick',
 fn)` and `('onChatShow', fn)` (Kommo: `crmPlugin(...)`), as soon as the queue exists, once per queue.
 
+The same `onButtonClick(service, link)` reports the click to our tracking code
+(`Chatsource.messengerClick`, a `messenger_click` on `/t/collect`): a Telegram or WhatsApp chat happens
+in the app, where setMeta does not reach, and core.click_attribution ties it back to the session.
+Kommo's `crmPlugin('onButtonClick', fn)` is assumed to call back the same way (not documented).
+
 What amoCRM does not document: whether `setMeta` merges with or replaces metadata the
 site set itself, and that it must run before the visitor's first message (the lead is made then).
 """
@@ -80,6 +85,15 @@ def render_site_script(field_id: int, entity: str = "lead", integration_name: st
         "    }\n"
         "  }\n"
         "  function handAgain() { hand(true); }\n"
+        "  // нажат мессенджер: беседа пойдёт в приложении, куда setMeta не доходит, сообщаем о клике\n"
+        "  // (один раз: кнопка могла получить подписку и из очереди, и после загрузки)\n"
+        "  var lastClick = ['', 0];\n"
+        "  function clicked(service, link) {\n"
+        "    var cs = w.Chatsource, at = new Date().getTime();\n"
+        "    if (String(service) === lastClick[0] && at - lastClick[1] < 1000) return;\n"
+        "    lastClick = [String(service), at];\n"
+        "    try { if (cs && typeof cs.messengerClick === 'function') cs.messengerClick(service, link); } catch (e) {}\n"
+        "  }\n"
         "  function hook() {\n"
         "    for (var i = 0; i < QUEUES.length; i++) {\n"
         "      var q = w[QUEUES[i]], seen = false;\n"
@@ -88,6 +102,7 @@ def render_site_script(field_id: int, entity: str = "lead", integration_name: st
         "      if (seen) continue;\n"
         "      hooked.push(q);\n"
         "      for (var k = 0; k < EVENTS.length; k++) try { q(EVENTS[k], handAgain); } catch (e) {}\n"
+        "      try { q('onButtonClick', clicked); } catch (e) {}\n"
         "    }\n"
         "  }\n"
         "  if (w.addEventListener) w.addEventListener('chatsource:session', function () { hand(); });\n"

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.errors import AmoApiError, AmoBlocked, AmoCrmError, AmoTransient, ReauthRequired
 from core.attribution import attribute, clean_session_value
+from core.click_attribution import attribute_by_click
 from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
                                custom_field_value_by_name)
 from core.db import insert_ignoring_conflicts, utcnow
@@ -229,6 +230,9 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
     origin = (item.get("origin") or "").strip() or None
     result = attribute(session, integration, session_field_value=field_value, origin=origin, mappings=mappings,
                        field_note=field_note)
+    created_at = _ts(item.get("created_at")) or event.received_at
+    result = attribute_by_click(session, integration, result, origin=origin, talk_id=event.talk_id,
+                                talk_created_at=created_at)
     vs = result.session
     reason = result.reason
     if item.get(SOURCE_KEY) == RECONCILIATION_SOURCE:
@@ -244,7 +248,7 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         phone=contact_phone(contact),
         phone_raw=contact_phone_raw(contact),
         email=contact_email(contact),
-        created_at=_ts(item.get("created_at")) or event.received_at,
+        created_at=created_at,
         closed_at=_ts(item.get("updated_at")) or event.received_at,
         session_id=vs.id if vs else None,
         visitor_id=vs.visitor_id if vs else None,

@@ -49,7 +49,7 @@ from core.visitor_sessions import (
 IDLE_TIMEOUT = timedelta(minutes=30)
 MAX_TITLE_LENGTH = 300
 MAX_BODY_BYTES = 16 * 1024
-EVENTS = ("view", "ping")
+EVENTS = ("view", "ping", "messenger_click")  # the click: core.click_attribution
 _VISITOR_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _SITE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 
@@ -73,6 +73,8 @@ class Hit:
     title: str | None = None
     visitor_id: str | None = None
     session_id: int | None = None
+    service: str | None = None  # messenger_click: the button's service name, and the link it opens
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ def parse_hit(data: Any) -> Hit:
         visitor_id = visitor_id.strip()
         if not _VISITOR_ID_RE.match(visitor_id):
             visitor_id = None  # a mangled cookie: the visitor gets a fresh id rather than an error
+    service = link = None
+    if event == "messenger_click":
+        service, link = _click_target(data)
     return Hit(
         url=url[:MAX_URL_LENGTH],
         event=event,
@@ -143,7 +148,18 @@ def parse_hit(data: Any) -> Hit:
         title=_clean(_optional_str(data, "title"), MAX_TITLE_LENGTH),
         visitor_id=visitor_id,
         session_id=session_id,
+        service=service,
+        link=link,
     )
+
+
+def _click_target(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    """A messenger_click's service (required: what the chat button passed to onButtonClick) and link."""
+    service = (_optional_str(data, "service") or "").strip()
+    if not service or len(service) > 50:
+        raise TrackingInputError("service is required for messenger_click: the name the chat button passed "
+                                 "to onButtonClick (telegram, whatsapp…), at most 50 characters", "service")
+    return service, _clean(_optional_str(data, "link"), MAX_URL_LENGTH)
 
 
 def new_visitor_id() -> str:

@@ -90,7 +90,7 @@ def _is_api_path(path: str) -> bool:
 
 
 def _is_control_path(path: str) -> bool:
-    return path == "/" or path.startswith("/_sandbox")
+    return path == "/" or path.startswith(("/_sandbox", "/site"))
 
 
 _RULE_ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -533,8 +533,10 @@ def create_sandbox_app(state: SandboxState | None = None, **settings: Any) -> Fl
 
     # -------------------------------------------------------------- control + demo page --
     from .control import register_control
+    from .site_demo import register_site_demo
     from .ui import register_ui
 
     register_control(app, st)
     register_ui(app, st)
+    register_site_demo(app, st)
     return app

@@ -143,7 +143,7 @@ HOME_PAGE = """<!DOCTYPE html>
 {% else %}<p class="muted">Нет зарегистрированных интеграций: POST /_sandbox/clients или флаги --client-id/--client-secret/--redirect-uri.</p>{% endif %}
 <p class="muted">Ограничение: {{ s.rate_limit }} запросов в секунду · задержка {{ s.latency_ms }} мс · доля ошибок {{ s.error_rate }}{% if s.blocked %} · <span class="bad">аккаунт заблокирован (403)</span>{% endif %}</p>
 </section>
-<p class="muted"><a href="/">Обновить</a> · управление: <code>/_sandbox/settings</code>, <code>/_sandbox/stats</code>, <code>/_sandbox/deliveries</code></p>
+<p class="muted"><a href="/">Обновить</a> · <a href="/site/">демо-сайт клиента с кнопкой чата</a> · управление: <code>/_sandbox/settings</code>, <code>/_sandbox/stats</code>, <code>/_sandbox/deliveries</code></p>
 </main></body></html>
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core import tracking
+from core import click_attribution, tracking
 from core.models import Site
 from core.ratelimit import QuotaExceeded
 from web.errors import json_error
@@ -198,11 +198,21 @@ def collect():
         hit = tracking.parse_hit({k: v for k, v in data.items() if k != "site_key"})
     except tracking.TrackingInputError as exc:
         raise CollectError(400, "invalid", exc.message, field=exc.field)
+    if hit.event == click_attribution.CLICK_EVENT:
+        return _messenger_click(site, hit)
     settings = services.settings
     new_session_quota = tracking.new_session_quota(settings, request.remote_addr)
     result = tracking.collect(
         db.session, site, hit, user_agent=request.headers.get("User-Agent"), ip=request.remote_addr,
         ip_salt=settings.ip_salt, admit_new_session=lambda: services.quotas.admit(new_session_quota),
     )
+    db.session.commit()
+    return jsonify(result.to_dict())
+
+
+def _messenger_click(site: Site, hit: tracking.Hit):
+    """A click on a messenger icon of the chat button: kept against the visitor's live session (never
+    starts one: a click without a session has nothing to attribute a chat to)."""
+    result = click_attribution.collect_click(db.session, site, hit, user_agent=request.headers.get("User-Agent"))
     db.session.commit()
     return jsonify(result.to_dict())

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from core.models import Integration
 from tests.helpers import http as loopback  # loopback only: never through a proxy
-from tests.helpers.admin_helpers import post_form, text
+from tests.helpers.admin_helpers import csrf_from, post_form, text
 
 
 def integration(app, integration_id=None) -> Integration:
@@ -54,3 +54,13 @@ def connected(admin, amo):
 
 def setup_url(row) -> str:
     return f"/admin/integrations/{row.id}/"
+
+
+def save(admin, row, **fields):
+    page = text(admin.get(setup_url(row)))
+    data = {"csrf_token": csrf_from(page), "name": row.name, "amocrm_url": row.amocrm_url, "token_url": row.token_url,
+            "client_id": row.client_id, "traffic_type": "campaign"}
+    for origin in re.findall(r'name="map_origin_(\d+)" value="([^"]+)"', page):
+        data[f"map_origin_{origin[0]}"] = origin[1]
+    data.update({k: v for k, v in fields.items() if v is not None})
+    return admin.post(setup_url(row), data=data)

@@ -8,6 +8,7 @@ CHROME = (
     "Chrome/126.0.0.0 Safari/537.36"
 )
 ORIGIN = "https://www.shop.example.ru"
+LANDING = "https://www.shop.example.ru/?utm_source=yandex&utm_medium=cpc&utm_campaign=autumn"
 
 
 def send(client, site_key, body=None, *, origin=ORIGIN, content_type="text/plain;charset=UTF-8", raw=None, ua=CHROME, **headers):
@@ -15,3 +16,14 @@ def send(client, site_key, body=None, *, origin=ORIGIN, content_type="text/plain
     if origin:
         headers["Origin"] = origin
     return client.post("/t/collect", data=payload, content_type=content_type, headers={"User-Agent": ua, **headers})
+
+
+def shop_site(client, api) -> dict:
+    """The site shop.example.ru with the campaign «Яндекс Директ» (utm_source=yandex), through the Data API."""
+    site = client.post("/api/v1/sites", headers=api, json={"name": "Магазин", "domain": "shop.example.ru"}).get_json()
+    campaign = client.post("/api/v1/campaigns", headers=api, json={
+        "name": "Яндекс Директ", "site_id": site["id"],
+        "conditions": [[{"param": "utm_source", "op": "eq", "value": "yandex"}]],
+    }).get_json()
+    site["campaign_id"] = campaign["id"]
+    return site

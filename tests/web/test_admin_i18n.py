@@ -43,7 +43,7 @@ def test_every_marked_string_is_in_the_catalogue(locale):
 
 # Latin words a Russian string may keep: product names, addresses, code and settings.
 TECHNICAL = {"amocrm", "kommo", "chatsource", "yourdomain", "webhook", "json", "origin", "client", "secret", "token", "oauth", "callback",
-             "allowed", "hosts", "host", "http", "https", "localhost", "mycompany", "example", "shop", "mail", "telegram",
+             "allowed", "hosts", "host", "http", "https", "localhost", "mycompany", "example", "shop", "mail", "telegram", "whatsapp",
              "yandex", "param", "value", "exclude", "false", "head", "update", "talk", "account",  # GET /api/v4/account
              "excel"}  # the CSV export «для Excel»
 

@@ -16,7 +16,7 @@ from core import catalog
 from core.models import Integration, WebhookEvent
 from tests.helpers.apps import drain
 from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
-from tests.helpers.integration_screen import connected, integration, new_integration, setup_url, through_amocrm
+from tests.helpers.integration_screen import connected, integration, new_integration, save, setup_url, through_amocrm
 
 pytestmark = pytest.mark.e2e
 
@@ -45,14 +45,6 @@ def dictionaries(app, account_id):
     return data
 
 
-def save(admin, row, **fields):
-    page = text(admin.get(setup_url(row)))
-    data = {"csrf_token": csrf_from(page), "name": row.name, "amocrm_url": row.amocrm_url, "token_url": row.token_url,
-            "client_id": row.client_id, "traffic_type": "campaign"}
-    for origin in re.findall(r'name="map_origin_(\d+)" value="([^"]+)"', page):
-        data[f"map_origin_{origin[0]}"] = origin[1]
-    data.update({k: v for k, v in fields.items() if v is not None})
-    return admin.post(setup_url(row), data=data)
 
 
 def row_index(page: str, origin: str) -> str:

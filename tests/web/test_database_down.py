@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from tests.conftest import dispose, make_app
+from tests.helpers.apps import dispose, make_app
 from web.i18n import LOCALE_COOKIE
 
 

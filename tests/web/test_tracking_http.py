@@ -6,20 +6,11 @@ import gzip
 import pytest
 
 from core.models import VisitorSession
-from tests.helpers.tracking_http import ORIGIN, send
-
-LANDING = "https://www.shop.example.ru/?utm_source=yandex&utm_medium=cpc&utm_campaign=autumn"
-
+from tests.helpers.tracking_http import LANDING, ORIGIN, send, shop_site
 
 @pytest.fixture
 def site(client, api):
-    site = client.post("/api/v1/sites", headers=api, json={"name": "Магазин", "domain": "shop.example.ru"}).get_json()
-    campaign = client.post("/api/v1/campaigns", headers=api, json={
-        "name": "Яндекс Директ", "site_id": site["id"],
-        "conditions": [[{"param": "utm_source", "op": "eq", "value": "yandex"}]],
-    }).get_json()
-    site["campaign_id"] = campaign["id"]
-    return site
+    return shop_site(client, api)
 
 
 def test_script_is_the_sites_own_small_cacheable_and_versioned(client, site, app):

@@ -156,6 +156,7 @@ class IntegrationsView(AdminAccess, BaseView):
             is_active=integration.is_active,
             mappings={m.origin: {"campaign_id": m.campaign_id, "source_id": m.source_id, "site_id": m.site_id} for m in integration.mappings},
             excluded_channels=list(integration.excluded_channels or []),
+            click_window_minutes=integration.click_window_minutes,
         )
         return values
 
@@ -172,6 +173,8 @@ class IntegrationsView(AdminAccess, BaseView):
             values["mappings"][origin] = {k: _int_or_none(form.get(f"map_{k}_{i}")) for k in ("campaign_id", "source_id", "site_id")}
         if "channel_offered" in form:
             values["excluded_channels"] = self._excluded_channels(integration, form)
+        if "click_window_minutes" in form:
+            values["click_window_minutes"] = form.get("click_window_minutes")
         return values
 
     @staticmethod
@@ -364,7 +367,16 @@ class IntegrationsView(AdminAccess, BaseView):
         data["messenger_mappings"] = mappings
         if "channel_offered" in form:
             data["excluded_channels"] = self._excluded_channels(integration, form)
+        if "click_window_minutes" in form:
+            data["click_window_minutes"] = self._click_window(form.get("click_window_minutes"))
         return data
+
+    @staticmethod
+    def _click_window(raw: str | None) -> int:
+        text = (raw or "").strip()
+        if not text.isdigit():
+            raise FormProblem("click_window_minutes", _("Enter the click window in whole minutes (0 switches it off)."))
+        return int(text)
 
     @expose("/<int:integration_id>/connect", methods=("POST",))
     def connect(self, integration_id: int):

@@ -51,6 +51,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"The rules are not valid JSON: .*", N_("The rules could not be read; reload the page and try again.")),
     # integrations
     (r"(?:amocrm_url|token_url) is required", N_("Enter the address.")),
+    (r"click_window_minutes must be a whole number of minutes from 0 \(off\) to (?P<max>\d+)",
+     N_("The click window is a whole number of minutes from 0 (off) to %(max)s.")),
     (r"(?:amocrm_url|token_url): The amoCRM address is empty\.", N_("Enter the address.")),
     (r"(?:amocrm_url|token_url): The amoCRM address contains spaces or control characters\.",
      N_("The address contains spaces or control characters.")),

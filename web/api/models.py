@@ -234,6 +234,10 @@ ChannelList = Annotated[
                                      "instagram, … New integrations start with [\"email\"]."),
 ]
 
+ClickWindow = Annotated[int, Field(ge=0, le=1440, description=(
+    "a messenger chat without a session goes to the one session that clicked that messenger's icon on the site's "
+    "chat button this many minutes before it began; 0 = off (default 30)"))]
+
 
 class MessengerMapping(Open):
     origin: Annotated[str, Field(min_length=1, max_length=100)]
@@ -258,6 +262,7 @@ class IntegrationSettings(Closed):
     default_site_id: Id | None = None
     messenger_mappings: list[MessengerMapping] = None
     excluded_channels: ChannelList = None
+    click_window_minutes: ClickWindow = None
     is_active: Annotated[bool, Field(description=(
         "activating checks that everything needed is set (422 `cannot_activate` lists what is missing)"))] = None
 
@@ -318,6 +323,7 @@ class Integration(Answer):
     default_site_id: Id | None
     messenger_mappings: list[MessengerMappingOut]
     excluded_channels: ChannelList
+    click_window_minutes: ClickWindow
     is_active: bool
     last_error: str | None
     last_event_at: DateTimeText | None

@@ -3,7 +3,8 @@
 // ES5 only, no dependencies; every step is wrapped so that a failure never breaks the page.
 //   C.k  site key          C.e  collect url (POST /t/collect)
 //   C.d  the site's domain (cookie domain)        C.v  script version
-// Public API: Chatsource.getSessionId(), .getVisitorId(), .onReady(fn) — fn(sessionId, visitorId)
+// Public API: Chatsource.getSessionId(), .getVisitorId(), .messengerClick(service, link),
+// .onReady(fn) — fn(sessionId, visitorId)
 // runs once the server has confirmed the session; the "chatsource:session" event on window fires
 // on that and on every later change (new campaign in a single-page app, return after 30 idle min).
 (function (w, d, C) {
@@ -94,10 +95,12 @@
     if (!sid && storedSid) { sid = storedSid; announce(true); }
   }
 
-  function send(event, referrer, withAnswer) {
+  // `click` (messenger_click only): [service, link] of the chat button's icon.
+  function send(event, referrer, withAnswer, click) {
     var body = JSON.stringify({
       site_key: C.k, event: event, visitor_id: vid, session_id: sid || storedSid,
-      url: location.href, referrer: referrer || null, title: d.title
+      url: location.href, referrer: referrer || null, title: d.title,
+      service: click && click[0], link: click && click[1]
     });
     try {
       if (!withAnswer && navigator.sendBeacon && navigator.sendBeacon(C.e, body)) return;
@@ -143,6 +146,10 @@
     version: C.v,
     getSessionId: function () { return sid; },
     getVisitorId: function () { return vid; },
+    // The script for your site calls this from the chat button's onButtonClick(service, link).
+    messengerClick: function (service, link) {
+      if (service && (sid || storedSid)) send('messenger_click', null, false, [String(service).slice(0, 50), link ? String(link).slice(0, 500) : null]);
+    },
     onReady: function (f) {
       if (typeof f !== 'function') return;
       if (ready) call(f); else queue.push(f);
