@@ -12,11 +12,12 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from core import (catalog, dashboard, integrations, maintenance, reconciliation, reports, talk_processing, visitor_sessions,
+from core import (catalog, dashboard, integrations, maintenance, reconciliation, reports, visitor_sessions,
                   worker_health)
 from core.accounts import authenticate_api_token
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
+from core.event_status import EventStatus
 from core.models import Campaign, Site, Source, WebhookEvent
 from core.oauth_connect import ConnectError, start_connect
 from core.webhook_rotation import rotate_webhook
@@ -24,6 +25,7 @@ from web.csv_export import requests_csv_response
 from web.errors import json_error
 from web.extensions import csrf, db
 from web.json_input import JsonTooDeep
+from workers import outbox
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -448,18 +450,27 @@ def list_events():
     return listing(rows, total, reports.event_to_dict)
 
 
+# Why one chosen event was not replayed (core.maintenance.replay_by_filter's `skipped`).
+_NOT_REPLAYED = {
+    "in_progress": ("in_progress", "the event is being processed right now"),
+    "needs_reauth": ("needs_reauth", "the integration waits for amoCRM to be reconnected; reconnecting replays its events"),
+    "integration_inactive": ("integration_inactive", "the integration is switched off; switch it on, then replay"),
+    None: ("not_replayable", "only a finished talk (is_in_work=0) can become a request"),
+}
+
+
 @bp.post("/events/<int:event_id>/replay")
 def replay_event(event_id: int):
     event = catalog.get_owned(db.session, WebhookEvent, g.account_id, event_id)
-    if event.status == "processing":
+    if event.status == EventStatus.PROCESSING:
         raise ApiError(409, "in_progress", "the event is being processed right now")
-    queued = talk_processing.replay_events(db.session, g.account_id, [event.id])
-    if not queued:
-        raise ApiError(409, "not_replayable", "only a finished talk (is_in_work=0) can become a request")
+    result = maintenance.replay_by_filter(db.session, g.account_id, event_ids=[event.id])
+    if not result.queued:
+        db.session.rollback()
+        code, message = _NOT_REPLAYED.get(next(iter(result.skipped), None), _NOT_REPLAYED[None])
+        raise ApiError(409, code, message)
     db.session.commit()
-    from workers.actors import enqueue_talk_events
-
-    enqueue_talk_events(queued)
+    outbox.enqueue_talk_events(result.to_enqueue)
     return jsonify(reports.event_to_dict(event)), 202
 
 
@@ -485,9 +496,7 @@ def replay_events_by_filter():
         requested_by=f"api:{getattr(g, 'api_token_name', 'token')}"[:200],
     )
     db.session.commit()
-    from workers.actors import enqueue_talk_events
-
-    enqueue_talk_events(result.to_enqueue)
+    outbox.enqueue_talk_events(result.to_enqueue)
     answer = result.to_dict()
     answer["progress_url"] = f"/api/v1/replays/{result.run_id}" if result.run_id else None
     return jsonify(answer), 202
@@ -523,9 +532,7 @@ def start_backfill(integration_id: int):
     except reconciliation.NotConnected as exc:
         raise ApiError(409, exc.code, str(exc))
     db.session.commit()
-    from workers.actors import enqueue_backfill
-
-    enqueue_backfill(run.id)
+    outbox.enqueue_backfill(run.id)
     return jsonify(reconciliation.backfill_to_dict(run)), 202
 
 

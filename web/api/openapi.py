@@ -12,10 +12,18 @@ from copy import deepcopy
 from functools import lru_cache
 
 from core.conditions import CONDITION_OPS, CONDITION_PARAMS
-from core.maintenance import REPLAYABLE_STATUSES
-from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, EVENT_STATUSES, SORTS
+from core import event_status
+from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, SORTS
 
 MAX_ID = 2**62
+
+
+def _values(statuses) -> list[str]:
+    """An enum's values as the document's plain strings (core.event_status is their one source)."""
+    return [status.value for status in statuses]
+
+
+EVENT_STATUS_VALUES = _values(event_status.ALL)
 
 
 def _ref(name: str) -> dict:
@@ -182,7 +190,7 @@ SCHEMAS: dict[str, dict] = {
     }),
     "Event": _obj({
         "id": ID, "integration_id": ID, "talk_id": _nullable({"type": "integer"}), "action": TEXT,
-        "status": {"type": "string", "enum": list(EVENT_STATUSES)},
+        "status": {"type": "string", "enum": EVENT_STATUS_VALUES},
         "status_reason": N_TEXT, "attempts": COUNT, "error": N_TEXT, "received_at": DATETIME,
         "processed_at": N_DATETIME, "request_id": N_ID, "replay_run_id": N_ID,
     }),
@@ -190,7 +198,7 @@ SCHEMAS: dict[str, dict] = {
         "integration_id": _nullable(ID),
         "date_from": _nullable({"type": "string", "description": "received from (inclusive). " + MOMENT_TEXT}),
         "date_till": _nullable({"type": "string", "description": "received until (inclusive). " + MOMENT_TEXT}),
-        "statuses": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string", "enum": list(REPLAYABLE_STATUSES)},
+        "statuses": {"type": ["array", "null"], "minItems": 1, "items": {"type": "string", "enum": _values(event_status.REPLAYABLE)},
                      "description": "default (missing or null): failed and parked"},
         "tz": {"type": ["string", "null"], "description": "IANA time zone of dates without an offset; default Europe/Moscow"},
     }, [], closed=True),
@@ -244,7 +252,7 @@ SCHEMAS: dict[str, dict] = {
         "refresh_token_age_days": _nullable(COUNT), "refresh_token_expires_at": N_DATETIME,
         "webhook_registered": {"type": "boolean"}, "webhook_registered_at": N_DATETIME,
         "webhook_disabled": {"type": "boolean"}, "webhook_checked_at": N_DATETIME,
-        "backlog": _obj({k: COUNT for k in ("received", "processing", "parked", "failed")}),
+        "backlog": _obj({k.value: COUNT for k in event_status.BACKLOG}),
         "oldest_pending_at": N_DATETIME, "last_error": N_TEXT, "last_error_at": N_DATETIME,
         "last_event_at": N_DATETIME, "last_request_at": N_DATETIME,
         "reconciliation": _obj({
@@ -431,14 +439,18 @@ def _paths() -> dict:
         },
         "/api/v1/events": {
             "get": _op("The webhook inbox", ok(_list_of("Event")), tags=["events"], parameters=[
-                _query("status", {"type": "string", "enum": list(EVENT_STATUSES)}, "only this status"),
+                _query("status", {"type": "string", "enum": EVENT_STATUS_VALUES}, "only this status"),
                 _query("integration_id", ID, "one integration"),
                 _query("replay_id", ID, "the events of one replay run"),
             ] + PAGING),
         },
         "/api/v1/events/{event_id}/replay": {
             "post": _op("Replay one event", {"202": _json(_ref("Event"), "queued again")}, tags=["events"],
-                        parameters=[_path("event_id", "event id")], errors=("NotFound", "Conflict")),
+                        parameters=[_path("event_id", "event id")], errors=("NotFound", "Conflict"),
+                        description="The rule of a replay by filter: 409 `in_progress` while a worker holds it, "
+                                    "`not_replayable` for a talk not finished, `needs_reauth` while the integration "
+                                    "waits for reconnection (reconnecting replays it), `integration_inactive` while "
+                                    "the integration is switched off."),
         },
         "/api/v1/events/replay": {
             "post": _op("Replay events by filter", {"202": _json(_ref("ReplayQueued"), "queued; follow progress_url")},
