@@ -1,6 +1,7 @@
 """The web side of workers/outbox.py: each request buffers what it enqueues and sends it once the
-view has produced its response (its commits are done by then). A request that ends in an unhandled
-exception sends nothing; the rows it committed wait for the sweeper."""
+view has produced its response (its commits are done by then). A request that failed — a 5xx
+answer (web/errors.py turns an exception into one) or an exception no handler caught — sends
+nothing; the rows it committed wait for the sweeper."""
 from __future__ import annotations
 
 from flask import Flask, current_app, g
@@ -23,7 +24,7 @@ def _open() -> None:
 def _send(response):
     token = g.pop(_TOKEN, None)
     if token is not None:
-        outbox.close_outbox(token, send_jobs=True)
+        outbox.close_outbox(token, send_jobs=response.status_code < 500)
     return response
 
 

@@ -1,0 +1,56 @@
+"""One owner of retries: the database. A job that meets an unavailable amoCRM writes `attempts`,
+`error` and `next_attempt_at` to its inbox row and sends its own message again, delayed to match;
+Dramatiq's retries stay off. After MAX_ATTEMPTS the row is failed, shown on the events page."""
+from __future__ import annotations
+
+import dramatiq
+import sqlalchemy as sa
+
+from core import talk_processing
+from core.models import WebhookEvent
+from tests.conftest import drain
+from tests.integration.pipeline_helpers import connected_integration, requests_of
+from tests.web.admin_helpers import signed_in, text
+from workers import outbox
+
+
+class SentMessages(dramatiq.Middleware):
+    """Every message the broker takes: (actor, args, delay, options)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def after_enqueue(self, broker, message, delay):
+        self.sent.append((message.actor_name, tuple(message.args), delay, dict(message.options)))
+
+
+def test_a_failing_job_is_sent_again_on_our_schedule_until_it_fails_visibly(app, client, api, amo, services, monkeypatch):
+    monkeypatch.setattr(talk_processing, "RETRY_BASE_SECONDS", 0.01)  # 10 ms, 20 ms … instead of 10 s, 20 s …
+    setup = connected_integration(client, api, amo)
+    broker = app.extensions["chatsource.broker"]
+    spy = SentMessages()
+    broker.add_middleware(spy)
+    amo.configure(error_rate=1.0, error_status=500)
+    chat = amo.state.create_chat(contact={"name": "Анна"}, origin="telegram")
+    amo.state.close_talk(chat["talk_id"], force_close=True, control=True)
+    drain(app)
+
+    with services.session_factory() as session:
+        [event] = session.scalars(sa.select(WebhookEvent).where(WebhookEvent.talk_id == chat["talk_id"],
+                                                                WebhookEvent.status != "skipped")).all()
+    assert (event.status, event.attempts) == ("failed", talk_processing.MAX_ATTEMPTS)
+    assert "500" in event.error and requests_of(client, api) == []
+    ours = [(delay, options) for name, args, delay, options in spy.sent
+            if name == outbox.PROCESS_TALK_EVENT and args == (event.id,)]
+    delayed = [delay for delay, _ in ours if delay is not None]
+    # The first send (the webhook), then one delayed re-send per attempt that left one to go.
+    assert len(delayed) == talk_processing.MAX_ATTEMPTS - 1 and all(d >= 1 for d in delayed)
+    assert not any("retries" in options for _, options in ours), "Dramatiq's own retries ran"
+
+    page = text(signed_in(app).get("/admin/events/?flt0_0=failed"))
+    assert f"не удалось после {talk_processing.MAX_ATTEMPTS} попыток" in page and "500" in page
+
+    amo.configure(error_rate=0.0)
+    assert client.post(f"/api/v1/events/{event.id}/replay", headers=api).status_code == 202
+    drain(app)
+    assert [r["talk_id"] for r in requests_of(client, api)] == [chat["talk_id"]]
