@@ -54,3 +54,29 @@ def test_a_failing_job_is_sent_again_on_our_schedule_until_it_fails_visibly(app,
     assert client.post(f"/api/v1/events/{event.id}/replay", headers=api).status_code == 202
     drain(app)
     assert [r["talk_id"] for r in requests_of(client, api)] == [chat["talk_id"]]
+
+
+def test_a_claim_that_keeps_dying_with_its_worker_stops_at_max_attempts(services, account_id):
+    """With Dramatiq's retries off, the sweeper is what re-sends after a crash; the database's count
+    still stops it: a stale claim out of attempts is failed, one with attempts left goes back."""
+    from datetime import timedelta
+
+    from core.db import utcnow
+    from core.integrations import create_integration
+
+    long_ago = utcnow() - timedelta(hours=1)
+    with services.session_factory() as session:
+        integration = create_integration(session, services, account_id, {"name": "Падает"})
+        rows = {attempts: WebhookEvent(account_id=account_id, integration_id=integration.id, dedupe_key=f"k{attempts}",
+                                       action="update", talk_id=attempts, item={"is_in_work": "0"}, status="processing",
+                                       attempts=attempts, claimed_at=long_ago, received_at=long_ago)
+                for attempts in (talk_processing.MAX_ATTEMPTS - 1, talk_processing.MAX_ATTEMPTS)}
+        session.add_all(rows.values())
+        session.commit()
+        ids = [rows[n].id for n in sorted(rows)]
+        requeued = talk_processing.sweep_stuck(session)
+        session.commit()
+    with services.session_factory() as session:
+        last_chance, spent = (session.get(WebhookEvent, i) for i in ids)
+        assert (last_chance.status, requeued) == ("received", [last_chance.id])
+        assert spent.status == "failed" and str(talk_processing.MAX_ATTEMPTS) in spent.status_reason
