@@ -26,7 +26,7 @@ class SentMessages(dramatiq.Middleware):
 
 def test_a_failing_job_is_sent_again_on_our_schedule_until_it_fails_visibly(app, client, api, amo, services, monkeypatch):
     monkeypatch.setattr(talk_processing, "RETRY_BASE_SECONDS", 0.01)  # 10 ms, 20 ms … instead of 10 s, 20 s …
-    setup = connected_integration(client, api, amo)
+    connected_integration(client, api, amo)
     broker = app.extensions["chatsource.broker"]
     spy = SentMessages()
     broker.add_middleware(spy)
