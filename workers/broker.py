@@ -45,18 +45,23 @@ class WorkerServices(dramatiq.Middleware):
 
 class OutboxMiddleware(dramatiq.Middleware):
     """Each job's outbox (workers/outbox.py): opened before the actor runs, sent when it returned,
-    dropped when it raised. Runs in the worker thread that runs the actor, so contexts never mix."""
+    dropped when it raised. Runs in the worker thread that runs the actor, so contexts never mix.
+    The context token is kept here by message id, never in the message: a message retried or
+    dead-lettered is encoded again, options and all."""
+
+    def __init__(self):
+        self._tokens: dict[str, object] = {}
 
     def before_process_message(self, broker, message):
-        message.options["_outbox_token"] = outbox.open_outbox(broker)
+        self._tokens[message.message_id] = outbox.open_outbox(broker)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        token = message.options.pop("_outbox_token", None)
+        token = self._tokens.pop(message.message_id, None)
         if token is not None:
             outbox.close_outbox(token, send_jobs=exception is None)
 
     def after_skip_message(self, broker, message):
-        token = message.options.pop("_outbox_token", None)
+        token = self._tokens.pop(message.message_id, None)
         if token is not None:
             outbox.close_outbox(token, send_jobs=False)
 

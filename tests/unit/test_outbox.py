@@ -60,6 +60,7 @@ def test_a_job_sends_when_it_returned_and_drops_when_it_raised(shape, fake_redis
     failed = dramatiq.Message(queue_name=outbox.TALK_QUEUE, actor_name=outbox.PROCESS_TALK_EVENT, args=(1,), kwargs={},
                               options={})
     middleware.before_process_message(broker, failed)
+    assert dramatiq.Message.decode(failed.encode()) == failed  # a retried message is encoded again, options and all
     outbox.enqueue_talk_events([21])
     middleware.after_process_message(broker, failed, exception=RuntimeError("the job failed"))
     ok = failed.copy(args=(2,))
