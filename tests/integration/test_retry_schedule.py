@@ -80,3 +80,34 @@ def test_a_claim_that_keeps_dying_with_its_worker_stops_at_max_attempts(services
         last_chance, spent = (session.get(WebhookEvent, i) for i in ids)
         assert (last_chance.status, requeued) == ("received", [last_chance.id])
         assert spent.status == "failed" and str(talk_processing.MAX_ATTEMPTS) in spent.status_reason
+
+
+def test_a_backfill_waiting_for_a_running_reconciliation_is_retried_by_dramatiq(app, client, api, amo, services):
+    """The one exception, kept on purpose: a backfill has no inbox row to hold a schedule, so while
+    the integration's reconciliation holds its lock the actor raises Retry and Dramatiq sends it again
+    (delayed 15 s, counted in the message)."""
+    import time
+
+    from core.db import utcnow
+
+    setup = connected_integration(client, api, amo)
+    broker = app.extensions["chatsource.broker"]
+    broker.flush_all()
+    spy = SentMessages()
+    broker.add_middleware(spy)
+    with services.locks.try_lock(f"reconcile:{setup.integration_id}", timeout_s=60) as acquired:
+        assert acquired
+        response = client.post(f"/api/v1/integrations/{setup.integration_id}/backfill", headers=api,
+                               json={"date_from": utcnow().date().isoformat(), "tz": "UTC"})
+        assert response.status_code == 202, response.get_json()
+        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
+        worker.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not any(name == outbox.RUN_BACKFILL and delay for name, _, delay, _ in spy.sent):
+                assert time.monotonic() < deadline, f"the busy backfill was not sent again: {spy.sent}"
+                time.sleep(0.1)
+        finally:
+            worker.stop()
+    [(delay, options)] = [(d, o) for name, _, d, o in spy.sent if name == outbox.RUN_BACKFILL and d]
+    assert delay == 15_000 and options.get("retries") == 1
