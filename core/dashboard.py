@@ -34,6 +34,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
+from core import event_status
+from core.event_status import EventStatus
 from core.db import utcnow
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
 from core.worker_health import ProcessingState
@@ -44,8 +46,8 @@ from core.reports import (
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 366
 TOP_SERIES = 8
-PENDING_STATUSES = ("received", "processing")
-BACKLOG_STATUSES = ("received", "processing", "parked", "failed")
+PENDING_STATUSES = event_status.PENDING
+BACKLOG_STATUSES = event_status.BACKLOG
 REFRESH_TOKEN_LIFETIME_DAYS = 90  # amoCRM revokes a refresh token unused for three months
 REFRESH_TOKEN_WARN_DAYS = 80
 BACKLOG_STUCK_MINUTES = 15
@@ -396,7 +398,7 @@ class Health:
             "webhook_registered_at": _iso(self.webhook_registered_at),
             "webhook_disabled": self.webhook_disabled,
             "webhook_checked_at": _iso(self.webhook_checked_at),
-            "backlog": {s: self.backlog.get(s, 0) for s in BACKLOG_STATUSES},
+            "backlog": {s.value: self.backlog.get(s, 0) for s in BACKLOG_STATUSES},
             "oldest_pending_at": _iso(self.oldest_pending_at),
             "last_error": self.last_error,
             "last_error_at": _iso(self.last_error_at),
@@ -465,7 +467,7 @@ def health_warnings(health: list[Health], now: datetime | None = None) -> list[H
     for h in health:
         w = lambda code, h=h, **params: warnings.append(HealthWarning(code, h.id, h.name, params))  # noqa: E731
         if h.status == "needs_reauth":
-            w("needs_reauth", parked=h.backlog.get("parked", 0))
+            w("needs_reauth", parked=h.backlog.get(EventStatus.PARKED, 0))
         elif h.connected:
             if h.webhook_disabled:
                 w("webhook_disabled")
@@ -478,8 +480,8 @@ def health_warnings(health: list[Health], now: datetime | None = None) -> list[H
             minutes = int((now - h.oldest_pending_at).total_seconds() // 60)
             if minutes >= BACKLOG_STUCK_MINUTES or h.pending >= BACKLOG_LARGE:
                 w("backlog", pending=h.pending, minutes=max(minutes, 0))
-        if h.backlog.get("failed"):
-            w("events_failed", failed=h.backlog["failed"])
+        if h.backlog.get(EventStatus.FAILED):
+            w("events_failed", failed=h.backlog[EventStatus.FAILED])
         if h.last_error and h.last_error_at and now - h.last_error_at <= timedelta(hours=RECENT_ERROR_HOURS) \
                 and h.status != "needs_reauth":
             w("last_error", error=h.last_error[:300])

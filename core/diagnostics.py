@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, get_owned
 from core.db import utcnow
+from core import event_status
+from core.event_status import EventStatus
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 from core.oauth_connect import WEBHOOK_EVENTS
 from core.services import Services
@@ -242,7 +244,7 @@ def _check_mappings(session: Session, integration: Integration) -> Check:
 def _check_last_talk(session: Session, integration: Integration) -> Check:
     event = session.scalar(
         sa.select(WebhookEvent)
-        .where(WebhookEvent.integration_id == integration.id, WebhookEvent.status != "skipped")
+        .where(WebhookEvent.integration_id == integration.id, WebhookEvent.status != EventStatus.SKIPPED)
         .order_by(WebhookEvent.id.desc())
         .limit(1)
     )
@@ -254,20 +256,20 @@ def _check_last_talk(session: Session, integration: Integration) -> Check:
         return Check("last_talk", None, N_("No chat has reached us yet."),
                      N_("Leave a test message in the amoCRM multi-widget on your site, close the conversation in amoCRM, then check again."))
     params = {"talk": event.talk_id, "error": event.error or event.status_reason or ""}
-    if event.status == "done" and event.request_id:
+    if event.status == EventStatus.DONE and event.request_id:
         request = session.get(ChatRequest, event.request_id)
         params["request"] = event.request_id
         params["attribution"] = request.attribution if request is not None else "?"
         return Check("last_talk", True, N_("Chat %(talk)s became request #%(request)s (attribution: %(attribution)s)."), params=params)
-    if event.status in ("received", "processing"):
+    if event.status in event_status.PENDING:
         return Check("last_talk", None, N_("Chat %(talk)s is being processed right now."), N_("Check again in a few seconds."), params)
-    if event.status == "ignored":
+    if event.status == EventStatus.IGNORED:
         return Check("last_talk", False, N_("Chat %(talk)s arrived while the integration was switched off."),
                      N_("Activate the integration, then replay the event in «Webhook events»."), params)
-    if event.status == "parked":
+    if event.status == EventStatus.PARKED:
         return Check("last_talk", False, N_("Chat %(talk)s waits for the amoCRM account to be reconnected."),
                      N_("Press «Connect»: waiting chats are processed right after."), params)
-    if event.status == "failed":
+    if event.status == EventStatus.FAILED:
         return Check("last_talk", False, N_("Chat %(talk)s failed: %(error)s"),
                      N_("Fix the cause, then replay the event in «Webhook events»."), params)
     return Check("last_talk", True, N_("Chat %(talk)s was handled (%(error)s)."), params=params)

@@ -7,8 +7,10 @@
 - `check_webhooks(services)`: amoCRM disables a hook after 100 failed deliveries and says so only in
   its own UI, so every connected integration's hook is read back (`GET /api/v4/webhooks`) and
   `webhook_disabled` / `webhook_registered_at` / `webhook_checked_at` are set from what amoCRM says.
-- `replay_by_filter(session, account_id, ...)`: failed / parked (or ignored / skipped) events of a
-  period and integration go round again as one `ReplayRun`, whose progress `replay_progress` reads.
+- `replay_by_filter(session, account_id, ...)`: the one replay. Failed / parked (or ignored / skipped)
+  events of a period and integration go round again as one `ReplayRun`, whose progress
+  `replay_progress` reads; or chosen events (`event_ids`). Both follow one rule about unfinished
+  talks and reconnect-pending or switched-off integrations (see the function).
   Idempotent: an event already queued is not queued twice, and one talk makes one request anyway.
 
 `run_periodic(services)` runs the first two; the worker's sweeper thread sends it every 30 minutes
@@ -25,8 +27,10 @@ from sqlalchemy.orm import Session
 
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed, get_owned
+from core import event_status
 from core.crypto import SecretUnreadable
 from core.db import utcnow
+from core.event_status import EventStatus
 from core.models import Integration, ReplayRun, WebhookEvent
 from core.services import Services
 from core.webhook_inbox import is_closed_item
@@ -34,8 +38,6 @@ from core.webhook_inbox import is_closed_item
 log = logging.getLogger(__name__)
 
 REFRESH_AHEAD_DAYS = 7
-REPLAYABLE_STATUSES = ("failed", "parked", "ignored", "skipped")
-DEFAULT_REPLAY_STATUSES = ("failed", "parked")
 REPLAY_CHUNK = 1000
 REPLAY_REASON = "повтор по запросу"
 
@@ -161,29 +163,39 @@ class ReplayResult:
 
 def _statuses(statuses) -> tuple[str, ...]:
     if statuses is None:
-        return DEFAULT_REPLAY_STATUSES
+        return event_status.DEFAULT_REPLAY
     if isinstance(statuses, str):
         statuses = [statuses]
     if not isinstance(statuses, (list, tuple)) or not statuses or not all(isinstance(s, str) for s in statuses):
-        raise ValidationFailed(f"statuses must be a non-empty list of: {', '.join(REPLAYABLE_STATUSES)}", "statuses")
-    wrong = sorted(set(statuses) - set(REPLAYABLE_STATUSES))
+        raise ValidationFailed(f"statuses must be a non-empty list of: {', '.join(event_status.REPLAYABLE)}", "statuses")
+    wrong = sorted(set(statuses) - set(event_status.REPLAYABLE))
     if wrong:
         raise ValidationFailed(f"cannot replay events that are {', '.join(wrong)}; choose from: "
-                               f"{', '.join(REPLAYABLE_STATUSES)}", "statuses")
+                               f"{', '.join(event_status.REPLAYABLE)}", "statuses")
     return tuple(dict.fromkeys(statuses))
 
 
 def replay_by_filter(session: Session, account_id: int, integration_id: int | None = None,
                      date_from: datetime | None = None, date_till: datetime | None = None,
-                     statuses=DEFAULT_REPLAY_STATUSES, *, requested_by: str | None = None) -> ReplayResult:
-    """Send the matching events (by `received_at`, both ends inclusive) round again as one run.
+                     statuses=None, *, event_ids: list[int] | None = None,
+                     requested_by: str | None = None) -> ReplayResult:
+    """The one replay: send the matching events round again. Idempotent (one talk, one request).
 
-    Skipped, and counted in `skipped`: events whose talk is not finished (they can never become a
-    request), events of an integration that needs re-authorisation (they would only park again:
-    reconnecting replays them by itself) and events of a switched-off integration (they would only be
-    ignored again). Returns the ids queued and, in `to_enqueue`, one id per integration: the worker
-    that takes it drains that integration's whole backlog. The caller commits, then enqueues."""
-    statuses = _statuses(statuses)
+    What matches: the account's events of `statuses` (default failed and parked), of one integration
+    or all, received between `date_from` and `date_till` (both inclusive) — or, with `event_ids`
+    (the events page's selection, the API's one event), exactly those, in any status but processing.
+    A replay by filter is recorded as a `ReplayRun` whose progress `replay_progress` reads; a
+    replay of chosen events is not.
+
+    The rule for every caller — left as they are, and counted in `skipped`: events whose talk is not
+    finished (`not_closed`: they can never become a request), events of an integration that needs
+    re-authorisation (`needs_reauth`: they would only park again, and reconnecting replays them by
+    itself), events of a switched-off integration (`integration_inactive`: they would only be
+    ignored again, losing their error), and chosen events a worker holds (`in_progress`).
+
+    Returns the ids queued and, in `to_enqueue`, one id per integration: the worker that takes it
+    drains that integration's whole backlog. The caller commits, then enqueues."""
+    statuses = event_status.REPLAYABLE_BY_ID if event_ids is not None and statuses is None else _statuses(statuses)
     if integration_id is not None:
         try:
             get_owned(session, Integration, account_id, integration_id)
@@ -194,17 +206,15 @@ def replay_by_filter(session: Session, account_id: int, integration_id: int | No
 
     e = WebhookEvent
     where = [e.account_id == account_id, e.status.in_(statuses)]
+    if event_ids is not None:
+        where.append(e.id.in_(event_ids))
     if integration_id is not None:
         where.append(e.integration_id == integration_id)
     if date_from:
         where.append(e.received_at >= date_from)
     if date_till:
         where.append(e.received_at <= date_till)
-    blocked = dict(session.execute(
-        sa.select(Integration.id, Integration.status).where(
-            Integration.account_id == account_id,
-            sa.or_(Integration.status == "needs_reauth", Integration.is_active.is_(False)))
-    ).all())
+    blocked = _blocked_integrations(session, account_id)
     skipped = {"not_closed": 0, "needs_reauth": 0, "integration_inactive": 0}
     run: ReplayRun | None = None
     queued_ids: list[int] = []
@@ -228,21 +238,15 @@ def replay_by_filter(session: Session, account_id: int, integration_id: int | No
                 first_by_integration.setdefault(row.integration_id, row.id)
         if not ids:
             continue
-        if run is None:
+        if run is None and event_ids is None:
             run = ReplayRun(account_id=account_id, integration_id=integration_id, statuses=list(statuses),
                             date_from=date_from, date_till=date_till, total=0, skipped={}, requested_by=requested_by)
             session.add(run)
             session.flush()
-        result = session.execute(
-            sa.update(e).where(e.id.in_(ids), e.status.in_(statuses))  # not if a worker moved it meanwhile
-            .values(status="received", status_reason=REPLAY_REASON, next_attempt_at=None, attempts=0, error=None,
-                    claim_token=None, replay_run_id=run.id)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == len(ids):
-            queued_ids.extend(ids)
-        else:
-            queued_ids.extend(session.scalars(sa.select(e.id).where(e.id.in_(ids), e.replay_run_id == run.id)))
+        queued_ids.extend(_requeue(session, ids, statuses, run))
+    if event_ids is not None:
+        skipped["in_progress"] = session.scalar(sa.select(sa.func.count()).select_from(e).where(
+            e.account_id == account_id, e.id.in_(event_ids), e.status == EventStatus.PROCESSING))
     skipped = {k: v for k, v in skipped.items() if v}
     if run is not None:
         run.total = len(queued_ids)
@@ -253,13 +257,39 @@ def replay_by_filter(session: Session, account_id: int, integration_id: int | No
                         sorted(i for i in first_by_integration.values() if i in queued), skipped)
 
 
+def _blocked_integrations(session: Session, account_id: int) -> dict[int, str]:
+    """The account's integrations whose events a replay leaves alone: id → their status."""
+    return dict(session.execute(
+        sa.select(Integration.id, Integration.status).where(
+            Integration.account_id == account_id,
+            sa.or_(Integration.status == "needs_reauth", Integration.is_active.is_(False)))
+    ).all())
+
+
+def _requeue(session: Session, ids: list[int], statuses, run: ReplayRun | None) -> list[int]:
+    """Back to received with a fresh count of attempts; returns the ids moved (not one a worker moved meanwhile)."""
+    e = WebhookEvent
+    values = dict(status=EventStatus.RECEIVED, status_reason=REPLAY_REASON, next_attempt_at=None, attempts=0, error=None,
+                  claim_token=None)
+    if run is not None:
+        values["replay_run_id"] = run.id
+    result = session.execute(
+        sa.update(e).where(e.id.in_(ids), e.status.in_(statuses)).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == len(ids):
+        return ids
+    moved = e.replay_run_id == run.id if run is not None else e.status_reason == REPLAY_REASON
+    return list(session.scalars(sa.select(e.id).where(e.id.in_(ids), e.status == EventStatus.RECEIVED, moved)))
+
+
 def replay_progress(session: Session, account_id: int, run_id) -> dict:
     """How far a replay run has got: its events by status now; `finished` once none is waiting."""
     run = get_owned(session, ReplayRun, account_id, run_id)
     counts = dict(session.execute(
         sa.select(WebhookEvent.status, sa.func.count()).where(WebhookEvent.replay_run_id == run.id).group_by(WebhookEvent.status)
     ).all())
-    pending = counts.get("received", 0) + counts.get("processing", 0)
+    pending = sum(counts.get(s, 0) for s in event_status.PENDING)
     return {
         "id": run.id,
         "created_at": run.created_at.isoformat(),
@@ -274,8 +304,8 @@ def replay_progress(session: Session, account_id: int, run_id) -> dict:
         "skipped": dict(run.skipped or {}),
         "counts": counts,
         "pending": pending,
-        "done": counts.get("done", 0),
-        "failed": counts.get("failed", 0) + counts.get("parked", 0),
+        "done": counts.get(EventStatus.DONE, 0),
+        "failed": counts.get(EventStatus.FAILED, 0) + counts.get(EventStatus.PARKED, 0),
         "finished": pending == 0,
         "progress": round((run.total - pending) / run.total, 4) if run.total else 1.0,
     }

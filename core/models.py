@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
+from core.event_status import EventStatus, check_constraint_sql
 from core.messengers import DEFAULT_EXCLUDED_CHANNELS
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -305,7 +306,8 @@ class WebhookEvent(Base):
 
     status: received (waiting for a worker) → processing (claimed) → done; or skipped (not a closed
     talk), ignored (integration inactive), parked (integration needs re-authorisation), failed
-    (retries ran out; replay from the admin or the API).
+    (retries ran out; replay from the admin or the API). The values: `core.event_status.EventStatus`,
+    held to them by a CHECK constraint.
     """
 
     __tablename__ = "webhook_events"
@@ -317,7 +319,7 @@ class WebhookEvent(Base):
     action: Mapped[str] = mapped_column(sa.String(20))
     talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     item: Mapped[dict] = mapped_column(JSONType)
-    status: Mapped[str] = mapped_column(sa.String(20), default="received")
+    status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.RECEIVED.value)
     status_reason: Mapped[str | None] = mapped_column(sa.String(300))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
@@ -332,6 +334,7 @@ class WebhookEvent(Base):
         sa.UniqueConstraint("integration_id", "dedupe_key"),
         sa.Index("ix_webhook_events_integration_status", "integration_id", "status"),
         sa.Index("ix_webhook_events_status_received", "status", "received_at"),
+        sa.CheckConstraint(check_constraint_sql(), name="status"),
     )
 
 

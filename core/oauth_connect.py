@@ -87,7 +87,7 @@ class ConnectResult:
     account_name: str | None
     webhook_registered: bool
     warnings: list[str] = field(default_factory=list)
-    events_to_enqueue: list[int] = field(default_factory=list)
+    to_enqueue: list[int] = field(default_factory=list)
     return_to: str | None = None
 
 
@@ -267,7 +267,7 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
                        f"Integrations → Webhooks, the «Webhook url» for the event «Беседа изменена».")
             result.warnings.append(warning)
             integration.last_error = warning
-        result.events_to_enqueue = unpark_events(session, integration_id)
+        result.to_enqueue = unpark_events(session, integration_id)
         session.commit()
     return result
 

@@ -214,7 +214,7 @@ def _reconcile_page(services: Services, client: AmoCrmClient, integration_id: in
         result = store_talk_items(session, integration, items, touch_last_event=False)
         session.commit()
     counts.recovered += result.stored
-    counts.to_enqueue.extend(result.to_process)
+    counts.to_enqueue.extend(result.to_enqueue)
     if result.stored:
         log.info("integration %s: reconciliation stored %s closed talks no webhook reported", integration_id, result.stored)
 

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
+from core import event_status
 from core.messengers import CHANNEL_LABELS, channel_label  # noqa: F401 (the report's column names)
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 
@@ -43,7 +44,7 @@ REQUEST_COLUMNS = (
     "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason",
     "amo_lead_id", "amo_contact_id",
 )
-EVENT_STATUSES = ("received", "processing", "done", "skipped", "ignored", "parked", "failed")
+EVENT_STATUSES = event_status.ALL
 
 ATTRIBUTION_LABELS = {
     "session": ("Сессия", "Session"),

@@ -24,12 +24,14 @@ from core.attribution import attribute, clean_session_value
 from core.click_attribution import attribute_by_click
 from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
                                custom_field_value_by_name)
+from core import event_status
 from core.db import insert_ignoring_conflicts, utcnow
+from core.event_status import EventStatus
 from core.messengers import channel_for_origin, excluded_channel_reason
 from core.models import ChatRequest, Integration, WebhookEvent
 from core.ratelimit import RateLimitTimeout
 from core.services import Services
-from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY, is_closed_item
+from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,11 @@ RECONCILED_REASON = "Найдено сверкой с amoCRM: вебхук не 
 
 @dataclass
 class ProcessOutcome:
-    status: str  # done | busy | nothing | retry | parked | failed
+    status: str  # done | busy | nothing | retry | parked | failed (the outcome, not an EventStatus)
     processed: int = 0
     retry_in_seconds: float | None = None
     error: str | None = None
-    event_ids_to_enqueue: list[int] = field(default_factory=list)
+    to_enqueue: list[int] = field(default_factory=list)
 
 
 def retry_delay_seconds(attempts: int) -> float:
@@ -63,7 +65,7 @@ def process_event(services: Services, event_id: int) -> ProcessOutcome:
     """Entry point of the worker message for one inbox row; processes its integration's whole backlog."""
     with services.session_factory() as session:
         event = session.get(WebhookEvent, event_id)
-        if event is None or event.status != "received":
+        if event is None or event.status != EventStatus.RECEIVED:
             return ProcessOutcome("nothing")
         if event.next_attempt_at is not None:
             wait = (event.next_attempt_at - utcnow()).total_seconds()
@@ -79,7 +81,7 @@ def process_event(services: Services, event_id: int) -> ProcessOutcome:
     if outcome.status == "done":
         leftover = oldest_due_event(services, integration_id)
         if leftover is not None:
-            outcome.event_ids_to_enqueue.append(leftover)
+            outcome.to_enqueue.append(leftover)
     return outcome
 
 
@@ -95,7 +97,7 @@ def due_events(integration_id: int, now: datetime, limit: int):
         sa.select(WebhookEvent.id)
         .where(
             WebhookEvent.integration_id == integration_id,
-            WebhookEvent.status == "received",
+            WebhookEvent.status == EventStatus.RECEIVED,
             sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
         )
         .order_by(WebhookEvent.id)
@@ -128,7 +130,7 @@ def _drain(services: Services, integration_id: int, trigger_event_id: int) -> Pr
                 session.commit()
             with services.session_factory() as session:
                 trigger = session.get(WebhookEvent, trigger_event_id)
-                if trigger is not None and trigger.status == "failed":
+                if trigger is not None and trigger.status == EventStatus.FAILED:
                     return ProcessOutcome("failed", processed=total, error=error)
             return ProcessOutcome("retry", processed=total, retry_in_seconds=delay, error=error)
     outcome.processed = total
@@ -144,8 +146,8 @@ def claim_batch(session: Session, integration_id: int, limit: int) -> list[int]:
         return []
     session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.id.in_(ids), WebhookEvent.status == "received")
-        .values(status="processing", claim_token=token, claimed_at=now, attempts=WebhookEvent.attempts + 1)
+        .where(WebhookEvent.id.in_(ids), WebhookEvent.status == EventStatus.RECEIVED)
+        .values(status=EventStatus.PROCESSING, claim_token=token, claimed_at=now, attempts=WebhookEvent.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     return list(session.scalars(sa.select(WebhookEvent.id).where(WebhookEvent.claim_token == token)))
@@ -159,7 +161,7 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
         if integration is None:
             return 0
         if not integration.is_active:
-            _finish(events, "ignored", "интеграция выключена до обработки")
+            _finish(events, EventStatus.IGNORED, "интеграция выключена до обработки")
             session.commit()
             return 0
         if integration.status == "needs_reauth":
@@ -180,9 +182,9 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
             # and a replay after switching it on must find it on.
             excluded = excluded_channel_reason(integration.excluded_channels, event.item.get("origin"))
             if event.talk_id in existing:
-                _finish([event], "done", "обращение по этой беседе уже записано", existing[event.talk_id])
+                _finish([event], EventStatus.DONE, "обращение по этой беседе уже записано", existing[event.talk_id])
             elif excluded:
-                _finish([event], "ignored", excluded)
+                _finish([event], EventStatus.IGNORED, excluded)
             else:
                 pending.append(event)
         session.commit()
@@ -208,11 +210,11 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
                 session.rollback()
                 log.exception("event %s could not be recorded", event.id)
                 event = session.get(WebhookEvent, event.id)
-                _finish([event], "failed", None)
+                _finish([event], EventStatus.FAILED, None)
                 event.error = f"{type(exc).__name__}: {exc}"[:2000]
                 session.commit()
                 continue
-            _finish([event], "done", None, request_id)
+            _finish([event], EventStatus.DONE, None, request_id)
             session.commit()
             recorded += 1
         if integration.last_error and recorded:
@@ -318,7 +320,7 @@ def _finish(events, status: str, reason: str | None, request_id: int | None = No
         event.next_attempt_at = None
         if request_id is not None:
             event.request_id = request_id
-        if status == "done":
+        if status == EventStatus.DONE:
             event.error = None
 
 
@@ -328,16 +330,16 @@ def release_for_retry(session: Session, event_ids: list[int], error: str) -> flo
     now = utcnow()
     delay = retry_delay_seconds(max((e.attempts for e in events), default=1))
     for event in events:
-        if event.status != "processing":
+        if event.status != EventStatus.PROCESSING:
             continue
         event.error = error[:2000]
         event.claim_token = None
         if event.attempts >= MAX_ATTEMPTS:
-            event.status = "failed"
+            event.status = EventStatus.FAILED
             event.status_reason = f"не удалось после {event.attempts} попыток"
             event.processed_at = now
         else:
-            event.status = "received"
+            event.status = EventStatus.RECEIVED
             event.next_attempt_at = now + timedelta(seconds=delay)
     return delay
 
@@ -346,8 +348,8 @@ def park_events(session: Session, integration_id: int, error: str) -> int:
     """The integration lost its authorisation: keep its events (not lost, not retried to death)."""
     result = session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_(("received", "processing")))
-        .values(status="parked", status_reason="нужно переподключить amoCRM", error=error[:2000], claim_token=None)
+        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_(event_status.PENDING))
+        .values(status=EventStatus.PARKED, status_reason="нужно переподключить amoCRM", error=error[:2000], claim_token=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
@@ -357,61 +359,37 @@ def unpark_events(session: Session, integration_id: int) -> list[int]:
     """After a reconnect: parked events go back to the queue; returns their ids to enqueue."""
     ids = list(
         session.scalars(
-            sa.select(WebhookEvent.id).where(WebhookEvent.integration_id == integration_id, WebhookEvent.status == "parked")
+            sa.select(WebhookEvent.id).where(WebhookEvent.integration_id == integration_id, WebhookEvent.status == EventStatus.PARKED)
         )
     )
     if ids:
         session.execute(
             sa.update(WebhookEvent)
             .where(WebhookEvent.id.in_(ids))
-            .values(status="received", status_reason=None, next_attempt_at=None, attempts=0)
+            .values(status=EventStatus.RECEIVED, status_reason=None, next_attempt_at=None, attempts=0)
             .execution_options(synchronize_session=False)
         )
     return ids
-
-
-def mark_failed(session: Session, event_id: int, error: str) -> None:
-    """Retries of the worker message ran out: keep the event visible as failed, with its error."""
-    event = session.get(WebhookEvent, event_id)
-    if event is None or event.status in ("done", "ignored", "skipped"):
-        return
-    event.status = "failed"
-    event.status_reason = "повторы исчерпаны"
-    event.error = (error or event.error or "unknown error")[:2000]
-    event.claim_token = None
-    event.processed_at = utcnow()
-
-
-def replay_events(session: Session, account_id: int, event_ids: list[int]) -> list[int]:
-    """Send failed, parked, ignored or skipped-by-mistake events round again (idempotent: one request per talk)."""
-    events = list(
-        session.scalars(
-            sa.select(WebhookEvent).where(WebhookEvent.account_id == account_id, WebhookEvent.id.in_(event_ids))
-        )
-    )
-    queued = []
-    for event in events:
-        if event.status in ("processing",):
-            continue
-        if not is_closed_item(event.item):
-            continue
-        event.status = "received"
-        event.status_reason = "повтор по запросу"
-        event.next_attempt_at = None
-        event.attempts = 0
-        event.error = None
-        queued.append(event.id)
-    return queued
 
 
 def sweep_stuck(session: Session, now: datetime | None = None,
                 received_after: float = STUCK_RECEIVED_SECONDS, processing_after: float = STUCK_PROCESSING_SECONDS) -> list[int]:
     """Events a lost message or a killed worker left behind; returns ids to enqueue again."""
     now = now or utcnow()
+    stale = sa.and_(WebhookEvent.status == EventStatus.PROCESSING,
+                    WebhookEvent.claimed_at < now - timedelta(seconds=processing_after))
+    # A claim that keeps dying with its worker (a crash no error handler sees) stops at MAX_ATTEMPTS
+    # like any other retry: the database owns the count, whoever re-sends.
+    session.execute(
+        sa.update(WebhookEvent).where(stale, WebhookEvent.attempts >= MAX_ATTEMPTS)
+        .values(status=EventStatus.FAILED, status_reason=f"рабочий процесс прерывался {MAX_ATTEMPTS} раз",
+                claim_token=None, processed_at=now)
+        .execution_options(synchronize_session=False)
+    )
     stale_claims = session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.status == "processing", WebhookEvent.claimed_at < now - timedelta(seconds=processing_after))
-        .values(status="received", claim_token=None, error="рабочий процесс прервался; повтор")
+        .where(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.claimed_at < now - timedelta(seconds=processing_after))
+        .values(status=EventStatus.RECEIVED, claim_token=None, error="рабочий процесс прервался; повтор")
         .execution_options(synchronize_session=False)
     )
     if stale_claims.rowcount:
@@ -421,7 +399,7 @@ def sweep_stuck(session: Session, now: datetime | None = None,
         session.scalars(
             sa.select(WebhookEvent.id)
             .where(
-                WebhookEvent.status == "received",
+                WebhookEvent.status == EventStatus.RECEIVED,
                 WebhookEvent.received_at < cutoff,
                 sa.or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at < cutoff),
             )

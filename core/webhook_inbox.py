@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from core.crypto import sha256_hex
 from core.db import insert_ignoring_conflicts, utcnow
+from core.event_status import EventStatus
 from core.messengers import excluded_channel_reason
 from core.models import Integration, WebhookEvent
 
@@ -186,21 +187,21 @@ def find_integration_by_webhook_token(session: Session, webhook_token: str) -> s
 class StoreResult:
     stored: int = 0
     duplicates: int = 0
-    to_process: list[int] = field(default_factory=list)
+    to_enqueue: list[int] = field(default_factory=list)
     statuses: dict = field(default_factory=dict)
 
 
 def initial_status(integration, item: TalkItem) -> tuple[str, str | None]:
     if not item.is_closed:
-        return "skipped", "беседа не завершена (is_in_work≠0)"
+        return EventStatus.SKIPPED, "беседа не завершена (is_in_work≠0)"
     if not integration.is_active:
-        return "ignored", "интеграция не активна"
+        return EventStatus.IGNORED, "интеграция не активна"
     excluded = excluded_channel_reason(integration.excluded_channels, item.fields.get("origin"))
     if excluded:
-        return "ignored", excluded
+        return EventStatus.IGNORED, excluded
     if integration.status == "needs_reauth":
-        return "parked", "нужно переподключить amoCRM"
-    return "received", None
+        return EventStatus.PARKED, "нужно переподключить amoCRM"
+    return EventStatus.RECEIVED, None
 
 
 def store_webhook(session: Session, integration, parsed: ParsedWebhook) -> StoreResult:
@@ -220,7 +221,7 @@ def store_talk_items(session: Session, integration, items: list[tuple[TalkItem, 
                      touch_last_event: bool = True) -> StoreResult:
     """The one insert path of the inbox, for webhooks and reconciliation alike: each (item, dedupe key,
     extra payload) becomes a row unless the key is already there. The caller commits, then enqueues
-    `to_process`. Reconciliation passes `touch_last_event=False`: «last event» is the last webhook,
+    `to_enqueue`. Reconciliation passes `touch_last_event=False`: «last event» is the last webhook,
     and a hook that went quiet must keep looking quiet."""
     result = StoreResult()
     now = utcnow()
@@ -252,8 +253,8 @@ def store_talk_items(session: Session, integration, items: list[tuple[TalkItem, 
             continue
         result.stored += 1
         result.statuses[status] = result.statuses.get(status, 0) + 1
-        if status == "received":
-            result.to_process.append(new_id)
+        if status == EventStatus.RECEIVED:
+            result.to_enqueue.append(new_id)
     if touch_last_event and items and (integration.last_event_at is None or (now - integration.last_event_at).total_seconds() > 30):
         # Written at most every 30 s: a burst must not serialise on the integration's row.
         session.execute(sa.update(Integration).where(Integration.id == integration.id).values(last_event_at=now))

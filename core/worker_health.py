@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.event_status import EventStatus
 from core.models import WebhookEvent
 
 HEARTBEAT_KEY = "chatsource:worker:heartbeat"
@@ -50,7 +51,7 @@ def oldest_waiting(session: Session, account_id: int | None = None) -> datetime 
     """Since when the longest-waiting `received` event has been due (a retry is due at next_attempt_at)."""
     e = WebhookEvent
     due_since = sa.func.coalesce(e.next_attempt_at, e.received_at)
-    query = sa.select(sa.func.min(due_since)).where(e.status == "received")
+    query = sa.select(sa.func.min(due_since)).where(e.status == EventStatus.RECEIVED)
     if account_id is not None:
         query = query.where(e.account_id == account_id)
     return session.scalar(query)

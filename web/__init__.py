@@ -13,6 +13,9 @@ from core.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
 from web.json_input import SafeJSONProvider
 from web.proxy import TrustedProxyFix, parse_trusted
+from workers import broker as broker_module
+from workers import runtime
+from workers.embedded import EmbeddedWorker
 
 MAX_CONTENT_LENGTH = 1024 * 1024
 
@@ -108,12 +111,12 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
 
 
 def _setup_broker(app: Flask, services, start_worker: bool) -> None:
-    from workers import broker as broker_module
-    from workers import runtime
+    """This process's one broker (its embedded worker, or tests, consume it) and the request outbox."""
+    from web import outbox
 
     runtime.set_services(services)
-    broker = broker_module.install(broker_module.make_broker(redis_client=services.redis, with_worker_services=True))
-    app.extensions["chatsource.broker"] = broker
+    app.extensions["chatsource.broker"] = broker_module.build(redis_client=services.redis)
+    outbox.install(app)
     if start_worker:
         start_embedded_worker(app)
 
@@ -124,8 +127,6 @@ def start_embedded_worker(app: Flask):
     if services.redis is not None or not services.settings.embedded_worker:
         return None
     if "chatsource.embedded_worker" not in app.extensions:
-        from workers.embedded import EmbeddedWorker
-
         app.extensions["chatsource.embedded_worker"] = EmbeddedWorker(app.extensions["chatsource.broker"]).start()
     return app.extensions["chatsource.embedded_worker"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
-from core import worker_health
+from core import event_status, worker_health
 from core.models import WebhookEvent
 from web.extensions import db
 
@@ -25,7 +25,7 @@ def healthz():
     reasons: list[str] = []
     try:
         body["pending_events"] = db.session.scalar(
-            sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.status.in_(("received", "processing")))
+            sa.select(sa.func.count()).select_from(WebhookEvent).where(WebhookEvent.status.in_(event_status.PENDING))
         )
         body["db"] = "ok"
         # None while Redis is down: broker_state below says so, and whether a worker runs is unknown.

@@ -25,6 +25,7 @@ from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connec
 from web.admin.messages import connect_error
 from web.extensions import csrf, db
 from web.i18n import safe_next
+from workers import outbox
 
 log = logging.getLogger(__name__)
 bp = Blueprint("oauth", __name__)
@@ -59,12 +60,9 @@ def _failure(exc: ConnectError):
 
 
 def _success(result):
-    from workers.actors import enqueue_reconcile, enqueue_talk_events
-
-    if result.events_to_enqueue:
-        enqueue_talk_events(result.events_to_enqueue)
+    outbox.enqueue_talk_events(result.to_enqueue)
     # Chats closed while the connection was broken and no webhook reached us: read amoCRM's event log now.
-    enqueue_reconcile(result.integration_id)
+    outbox.enqueue_reconcile(result.integration_id)
     flash(_("amoCRM is connected: %(account)s.", account=result.account_name or "—"), "success")
     for warning in result.warnings:
         flash(warning, "warning")

@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from core.webhook_inbox import MAX_KEYS, MalformedWebhook, find_integration_by_webhook_token, parse_webhook, store_webhook
 from web.errors import json_error
 from web.extensions import csrf, db
+from workers import outbox
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -59,10 +60,7 @@ def amocrm_webhook(webhook_token: str):
     result = store_webhook(db.session, integration, parsed)
     db.session.commit()
 
-    if result.to_process:
-        from workers.actors import enqueue_talk_events
-
-        enqueue_talk_events(result.to_process)
+    outbox.enqueue_talk_events(result.to_enqueue)  # sent after the response is made (web/outbox.py)
     log.info("webhook integration=%s items=%s stored=%s duplicates=%s statuses=%s",
              integration_id, len(parsed.talks), result.stored, result.duplicates, result.statuses)
-    return jsonify({"stored": result.stored, "duplicates": result.duplicates, "queued": len(result.to_process)})
+    return jsonify({"stored": result.stored, "duplicates": result.duplicates, "queued": len(result.to_enqueue)})

@@ -1,8 +1,10 @@
-"""The Dramatiq broker, with its middleware listed explicitly (polar's `_broker.py` style).
+"""The Dramatiq broker: the one recipe (`make_broker`, middleware listed explicitly in polar's
+`_broker.py` style) and the process's broker (`build`).
 
-`dramatiq workers.broker workers.actors` (the Procfile's worker) imports this module first: with
-REDIS_URL set it installs a RedisBroker; without it, the embedded StubBroker that the web process
-drives with its own worker thread. `set_broker` runs before any actor module is imported.
+Each process builds its broker once: the Procfile's worker through `workers.broker:broker`, from
+REDIS_URL; the web app in `web.create_app`, from its services' Redis client (or, in the embedded
+shape, a StubBroker its own worker thread drives). Sending needs no actor (workers/outbox.py sends
+by name); the actors are declared on the broker a worker consumes.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from workers import actors, outbox, runtime, sweeper
+
 log = logging.getLogger(__name__)
 NAMESPACE = "chatsource"
 
@@ -29,24 +33,37 @@ class WorkerServices(dramatiq.Middleware):
     """Builds the process's engine and Redis client after fork; starts the inbox sweeper."""
 
     def before_worker_boot(self, broker, worker):
-        from workers import runtime
-
         runtime.services()
 
     def after_worker_boot(self, broker, worker):
-        from workers.sweeper import start_sweeper_thread
-        from workers import runtime
-
-        start_sweeper_thread(runtime.services())
+        sweeper.start_sweeper_thread(runtime.services(), broker=broker)
 
     def after_worker_shutdown(self, broker, worker):
-        from workers import runtime
-        from workers.sweeper import stop_sweeper_threads
+        sweeper.stop_sweeper_threads()  # the sweeper (and its maintenance tick) lives only as long as its worker
+        runtime.dispose()
 
-        stop_sweeper_threads()  # the sweeper (and its maintenance tick) lives only as long as its worker
-        services = runtime._services
-        if services is not None:
-            services.session_factory.kw["bind"].dispose()
+
+class OutboxMiddleware(dramatiq.Middleware):
+    """Each job's outbox (workers/outbox.py): opened before the actor runs, sent when it returned,
+    dropped when it raised. Runs in the worker thread that runs the actor, so contexts never mix.
+    The context token is kept here by message id, never in the message: a message retried or
+    dead-lettered is encoded again, options and all."""
+
+    def __init__(self):
+        self._tokens: dict[str, object] = {}
+
+    def before_process_message(self, broker, message):
+        self._tokens[message.message_id] = outbox.open_outbox(broker)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        token = self._tokens.pop(message.message_id, None)
+        if token is not None:
+            outbox.close_outbox(token, send_jobs=exception is None)
+
+    def after_skip_message(self, broker, message):
+        token = self._tokens.pop(message.message_id, None)
+        if token is not None:
+            outbox.close_outbox(token, send_jobs=False)
 
 
 def middleware(with_worker_services: bool) -> list:
@@ -56,8 +73,9 @@ def middleware(with_worker_services: bool) -> list:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=8, min_backoff=10_000, max_backoff=600_000),
+        Retries(max_retries=0, min_backoff=10_000, max_backoff=600_000),  # an actor that wants retries says so
         CurrentMessage(),
+        OutboxMiddleware(),
     ]
     if with_worker_services:
         stack.append(WorkerServices())
@@ -73,28 +91,33 @@ def make_broker(redis_url: str | None = None, redis_client=None, with_worker_ser
         # Our own client, not `url=`: RedisBroker builds its pool from the bare url and drops any
         # connection option beside it, so TLS settings must travel in the client.
         client = redis_client if redis_client is not None else connect_redis(redis_url)
-        return RedisBroker(namespace=NAMESPACE, middleware=middleware(with_worker_services), dead_message_ttl=3_600_000,
-                           client=client)
-    return StubBroker(middleware=middleware(with_worker_services))
-
-
-def install(broker: dramatiq.Broker) -> dramatiq.Broker:
-    """Make `broker` the global one and (re)declare our actors on it."""
-    dramatiq.set_broker(broker)
-    from workers import actors
-
-    for actor in actors.ALL:
-        actor.broker = broker
-        broker.declare_actor(actor)
+        broker = RedisBroker(namespace=NAMESPACE, middleware=middleware(with_worker_services), dead_message_ttl=3_600_000,
+                             client=client)
+    else:
+        broker = StubBroker(middleware=middleware(with_worker_services))
+    outbox.declare_queues(broker)
     return broker
 
 
-def _install_from_env() -> dramatiq.Broker:
-    url = (os.environ.get("REDIS_URL") or "").strip() or None
-    broker = make_broker(url, with_worker_services=True)
+def build(redis_url: str | None = None, redis_client=None) -> dramatiq.Broker:
+    """The process's broker, with our actors declared on it, made dramatiq's global (so a send
+    outside any request or job reaches it). Called once per process: by the worker CLI below, by
+    `web.create_app` for the web process (its embedded worker, or tests, consume it)."""
+    broker = make_broker(redis_url, redis_client, with_worker_services=True)
+    actors.declare(broker)
     dramatiq.set_broker(broker)
     return broker
 
 
-# Imported by the dramatiq CLI: install the process broker before workers.actors is imported.
-broker = _install_from_env()
+def __getattr__(name: str):
+    """`broker`, built on first use: the Procfile's worker names it (`dramatiq workers.broker:broker
+    workers.actors`), from REDIS_URL. Nothing else touches it, so importing this module builds nothing."""
+    global _process_broker
+    if name != "broker":
+        raise AttributeError(name)
+    if _process_broker is None:
+        _process_broker = build((os.environ.get("REDIS_URL") or "").strip() or None)
+    return _process_broker
+
+
+_process_broker: dramatiq.Broker | None = None

@@ -7,6 +7,8 @@ import logging
 
 import dramatiq
 
+from workers import sweeper
+
 log = logging.getLogger(__name__)
 
 
@@ -22,7 +24,5 @@ class EmbeddedWorker:
         return self
 
     def stop(self) -> None:
-        from workers.sweeper import stop_sweeper_threads
-
-        stop_sweeper_threads()
+        sweeper.stop_sweeper_threads()
         self.worker.stop(timeout=5000)

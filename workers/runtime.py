@@ -33,3 +33,9 @@ def _services_from_env() -> None:
                           health_check_interval=30) if settings.redis_url else None
     set_services(build_services(settings, session_factory(engine), client))
     log.info("worker services ready (database %s, redis %s)", engine.url.get_backend_name(), bool(client))
+
+
+def dispose() -> None:
+    """A worker shut down: close its database connections (the engine stays usable)."""
+    if _services is not None:
+        _services.session_factory.kw["bind"].dispose()

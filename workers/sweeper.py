@@ -11,22 +11,23 @@ import logging
 import threading
 import time
 
-from core import talk_processing, worker_health
+import dramatiq
+
+from core import reconciliation, talk_processing, worker_health
 from core.services import Services
+from workers import outbox
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 30
 MAINTENANCE_INTERVAL_SECONDS = 30 * 60
 MAINTENANCE_KEY = "chatsource:maintenance:last-run"
 RECONCILE_KEY = "chatsource:reconcile:{integration_id}:last-run"
-_last_local_maintenance: float | None = None
-_last_local_reconcile: dict[int, float] = {}
+# The embedded process's last run of each once-per-interval key (with Redis the key's expiry says it).
+_last_local_runs: dict[str, float] = {}
 _threads: list[tuple[threading.Thread, threading.Event]] = []
 
 
 def sweep_once(services: Services) -> int:
-    from workers.actors import enqueue_talk_events
-
     with services.locks.try_lock("inbox-sweeper", timeout_s=SWEEP_INTERVAL_SECONDS - 1) as acquired:
         if not acquired:
             return 0
@@ -35,52 +36,41 @@ def sweep_once(services: Services) -> int:
             session.commit()
         if ids:
             log.warning("sweeper re-enqueued %s stuck inbox events", len(ids))
-        return enqueue_talk_events(ids)
+        return outbox.enqueue_talk_events(ids)
+
+
+def once_per_interval(services: Services, key: str, interval: float) -> bool:
+    """True for exactly one caller per interval and key: across processes through Redis (SET NX EX),
+    within the single embedded process by a timestamp."""
+    if services.redis is not None:
+        return bool(services.redis.set(key, str(time.time()), nx=True, ex=max(int(interval), 1)))
+    now = time.monotonic()
+    last = _last_local_runs.get(key)
+    if last is not None and now - last < interval:
+        return False
+    _last_local_runs[key] = now
+    return True
 
 
 def maintenance_due(services: Services, interval: float = MAINTENANCE_INTERVAL_SECONDS) -> bool:
-    """True for exactly one caller per interval: across processes through Redis (SET NX EX), within
-    the single embedded process by a timestamp."""
-    global _last_local_maintenance
-    if services.redis is not None:
-        return bool(services.redis.set(MAINTENANCE_KEY, str(time.time()), nx=True, ex=max(int(interval), 1)))
-    now = time.monotonic()
-    if _last_local_maintenance is not None and now - _last_local_maintenance < interval:
-        return False
-    _last_local_maintenance = now
-    return True
+    return once_per_interval(services, MAINTENANCE_KEY, interval)
 
 
 def maintenance_tick(services: Services) -> bool:
     """Send the maintenance message when it is due; returns whether it was sent."""
     if not maintenance_due(services):
         return False
-    from workers.actors import run_maintenance
-
-    run_maintenance.send()
+    outbox.enqueue_maintenance()
     return True
 
 
 def reconcile_due(services: Services, integration_id: int, interval: float) -> bool:
-    """True for exactly one caller per interval and integration (Redis SET NX EX across processes; a
-    timestamp in the single embedded process)."""
-    if services.redis is not None:
-        key = RECONCILE_KEY.format(integration_id=integration_id)
-        return bool(services.redis.set(key, str(time.time()), nx=True, ex=max(int(interval), 1)))
-    now = time.monotonic()
-    last = _last_local_reconcile.get(integration_id)
-    if last is not None and now - last < interval:
-        return False
-    _last_local_reconcile[integration_id] = now
-    return True
+    return once_per_interval(services, RECONCILE_KEY.format(integration_id=integration_id), interval)
 
 
 def reconcile_tick(services: Services) -> list[int]:
     """Send the reconciliation of every integration that is due; returns their ids. Switched-off
     integrations only have their cursor kept at now (see `hold_switched_off_cursors`)."""
-    from core import reconciliation
-    from workers.actors import enqueue_reconcile
-
     with services.session_factory() as session:
         reconciliation.hold_switched_off_cursors(session)
         session.commit()
@@ -88,47 +78,53 @@ def reconcile_tick(services: Services) -> list[int]:
     sent = []
     for integration_id in integration_ids:
         if reconcile_due(services, integration_id, services.settings.reconcile_interval_seconds):
-            if enqueue_reconcile(integration_id):
+            if outbox.enqueue_reconcile(integration_id):
                 sent.append(integration_id)
     return sent
 
 
-def start_sweeper_thread(services: Services, interval: float = SWEEP_INTERVAL_SECONDS) -> threading.Event:
+def start_sweeper_thread(services: Services, interval: float = SWEEP_INTERVAL_SECONDS,
+                         broker: dramatiq.Broker | None = None) -> threading.Event:
+    """The thread's sends go to `broker` (its worker's), or to the process's when none is given."""
     stop = threading.Event()
 
-    tick = min(interval, worker_health.HEARTBEAT_INTERVAL_SECONDS)
+    beat_every = min(interval, worker_health.HEARTBEAT_INTERVAL_SECONDS)
 
     def heartbeat():
         try:
             worker_health.beat(services.redis)
         except Exception:
-            log.exception("could not write the worker heartbeat; trying again in %s s", tick)
+            log.exception("could not write the worker heartbeat; trying again in %s s", beat_every)
 
     def loop():
         heartbeat()
         next_sweep = time.monotonic() + interval
-        while not stop.wait(tick):
+        while not stop.wait(beat_every):
             heartbeat()
             if time.monotonic() < next_sweep:
                 continue
             next_sweep = time.monotonic() + interval
+            token = outbox.open_outbox(broker or dramatiq.get_broker())
             try:
-                sweep_once(services)
-            except Exception:
-                log.exception("inbox sweep failed; trying again in %s s", interval)
-            try:
-                maintenance_tick(services)
-            except Exception:
-                log.exception("could not send the maintenance run; trying again in %s s", interval)
-            try:
-                reconcile_tick(services)
-            except Exception:
-                log.exception("could not send the reconciliation runs; trying again in %s s", interval)
+                sweep_pass(services, interval)
+            finally:
+                outbox.close_outbox(token, send_jobs=True)  # each pass's own rows are committed by then
 
     thread = threading.Thread(target=loop, name="chatsource-sweeper", daemon=True)
     _threads.append((thread, stop))
     thread.start()
     return stop
+
+
+def sweep_pass(services: Services, interval: float) -> None:
+    """One pass of the thread: sweep, then the maintenance and reconciliation messages that are due.
+    A failing step is logged and does not hold back the others."""
+    for step, what in ((sweep_once, "inbox sweep"), (maintenance_tick, "maintenance run"),
+                       (reconcile_tick, "reconciliation runs")):
+        try:
+            step(services)
+        except Exception:
+            log.exception("%s failed; trying again in %s s", what, interval)
 
 
 def stop_sweeper_threads() -> None:

@@ -276,7 +276,7 @@ def test_the_sweeper_sends_the_maintenance_run_which_checks_the_webhook(app, cli
     from workers import sweeper
 
     setup = connected_integration(client, api, amo)
-    monkeypatch.setattr(sweeper, "_last_local_maintenance", None)
+    monkeypatch.setattr(sweeper, "_last_local_runs", {})
     broker = app.extensions["chatsource.broker"]
     broker.flush_all()
     assert sweeper.maintenance_tick(services) is True

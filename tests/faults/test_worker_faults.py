@@ -1,7 +1,7 @@
 """A worker killed with SIGKILL in the middle of a batch, and Redis restarted under a running
 pipeline: afterwards every closed talk is recorded exactly once.
 
-The worker is the Procfile's (`dramatiq workers.broker workers.actors`) in a subprocess; Redis is a
+The worker is the Procfile's (`dramatiq workers.broker:broker workers.actors`) in a subprocess; Redis is a
 private redis-server of this test, killed and started again empty. Time is compressed where
 production waits: the batch lock's 2-minute expiry is applied at once and the sweeper runs with
 zero thresholds (in production: after 60 s / 180 s, every 30 s).

@@ -172,7 +172,7 @@ class PrivatePostgres:
 
 
 class WorkerProcess:
-    """The Procfile's worker (`dramatiq workers.broker workers.actors`), one process, as a subprocess
+    """The Procfile's worker (`dramatiq workers.broker:broker workers.actors`), one process, as a subprocess
     in its own process group: kill9() takes down the dramatiq parent and its worker child at once."""
 
     def __init__(self, env: dict, log_path: Path, threads: int = 2):
@@ -186,7 +186,7 @@ class WorkerProcess:
         self._offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "workers.broker", "workers.actors", "--processes", "1",
+            [sys.executable, "-m", "dramatiq", "workers.broker:broker", "workers.actors", "--processes", "1",
              "--threads", str(self.threads), "--queues", "talks", "maintenance", "--worker-shutdown-timeout", "5000"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -238,7 +238,7 @@ def test_chats_closed_while_the_integration_was_switched_off_stay_unrecorded(app
     setup = connected(app, client, api, amo, activate=False)
     amo.disable_webhooks()
     close_chats(amo, 1)  # switched off: a webhook would have been stored as ignored
-    monkeypatch.setattr(sweeper, "_last_local_reconcile", {})
+    monkeypatch.setattr(sweeper, "_last_local_runs", {})
     later = utcnow() + timedelta(seconds=OVERLAP_SECONDS + 5)
     monkeypatch.setattr(reconciliation, "utcnow", lambda: later)  # the sweeper's tick, a few minutes on
     assert sweeper.reconcile_tick(services) == []
@@ -258,7 +258,7 @@ def test_the_sweeper_sends_the_reconciliation_once_per_interval(app, client, api
     setup = connected(app, client, api, amo)
     amo.disable_webhooks()
     [talk_id] = close_chats(amo, 1)
-    monkeypatch.setattr(sweeper, "_last_local_reconcile", {})
+    monkeypatch.setattr(sweeper, "_last_local_runs", {})
     broker = app.extensions["chatsource.broker"]
     broker.flush_all()
     assert sweeper.reconcile_tick(services) == [setup.integration_id]

@@ -289,6 +289,8 @@ def test_disconnect_switches_the_integration_off(admin, app, amo):
 def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, account_id):
     row = connected(admin, amo)
     with app.extensions["chatsource.services"].session_factory() as session:
+        # A working integration: a switched-off one's events are left as they are (the next test).
+        session.get(Integration, row.id).is_active = True
         for i, status in enumerate(("failed", "done", "skipped")):
             session.add(WebhookEvent(account_id=account_id, integration_id=row.id, dedupe_key=f"k{i}", action="update",
                                      talk_id=100 + i, item={"talk_id": str(100 + i), "is_in_work": "0" if status != "skipped" else "1",
@@ -307,6 +309,33 @@ def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, accoun
         event = session.get(WebhookEvent, failed_id)
         assert (event.status, event.status_reason, event.error) == ("received", "повтор по запросу", None)
     assert "снова поставлено в очередь" in text(admin.get("/admin/events/"))
+
+
+@pytest.mark.parametrize("state", ["switched_off", "needs_reauth"])
+def test_replaying_chosen_events_follows_the_replay_by_filter_rule(admin, app, amo, account_id, state):
+    """One replay rule (core.maintenance.replay_by_filter): an event of a switched-off integration, or of
+    one waiting for reconnection, is left as it was — its status and error kept — and the page says
+    why, instead of being queued only to be ignored or parked again."""
+    row = connected(admin, amo)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        integration_row = session.get(Integration, row.id)
+        integration_row.is_active = state != "switched_off"
+        if state == "needs_reauth":
+            integration_row.status = "needs_reauth"
+        event = WebhookEvent(account_id=account_id, integration_id=row.id, dedupe_key="k-rule", action="update", talk_id=300,
+                             item={"talk_id": "300", "is_in_work": "0", "origin": "telegram"}, status="failed",
+                             error="amoCRM answered 500")
+        session.add(event)
+        session.commit()
+        event_id = event.id
+    page = text(admin.get("/admin/events/"))
+    response = admin.post("/admin/events/action/", data={"action": "replay", "rowid": [str(event_id)], "csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    with app.extensions["chatsource.services"].session_factory() as session:
+        event = session.get(WebhookEvent, event_id)
+        assert (event.status, event.error) == ("failed", "amoCRM answered 500")
+    shown = text(admin.get("/admin/events/"))
+    assert "оставлено как есть" in shown and "снова поставлено в очередь" not in shown
 
 
 def test_the_setup_page_in_english(admin, app, amo):

@@ -25,7 +25,8 @@ from flask import Flask, current_app, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_babel import gettext as _
 
-from core import dashboard, worker_health
+from core import dashboard, event_status, worker_health
+from core.event_status import EventStatus
 from core.catalog import ValidationFailed
 from core.db import utcnow
 from core.models import Integration
@@ -336,11 +337,11 @@ class DashboardView(AdminAccess, AdminIndexView):
         health = []
         now = utcnow()
         for h in data["integrations"]:
-            pending = h["backlog"]["received"] + h["backlog"]["processing"]
+            pending = sum(h["backlog"][s] for s in event_status.PENDING)
             health.append({**h, "pending": pending, "setup_url": url_for("integrations.setup", integration_id=h["id"]),
                            "events_url": events_url(None, h["id"]),
-                           "failed_url": events_url("failed", h["id"]), "parked_url": events_url("parked", h["id"]),
-                           "pending_url": events_url("received", h["id"])})
+                           "failed_url": events_url(EventStatus.FAILED, h["id"]), "parked_url": events_url(EventStatus.PARKED, h["id"]),
+                           "pending_url": events_url(EventStatus.RECEIVED, h["id"])})
         first_run = integration_id is None and (not data["integrations"] or all(h["last_request_at"] is None for h in data["integrations"]))
         return dict(
             data=data, chart=chart, problem=problem, preset=preset, presets=RANGE_PRESETS, integration_id=integration_id,

@@ -14,27 +14,30 @@ from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 
-from core import talk_processing
+from core import maintenance
 from core.messengers import messenger_name
 from core.models import Integration, WebhookEvent
+from core.event_status import EventStatus
 from core.reports import EVENT_STATUSES
 from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
+from workers import outbox
 
 
 
 
 STATUS_LABELS = {
-    "received": N_("waiting"),
-    "processing": N_("processing"),
-    "done": N_("done"),
-    "skipped": N_("skipped (chat not finished)"),
-    "ignored": N_("ignored (integration or channel off)"),
-    "parked": N_("parked (reconnect amoCRM)"),
-    "failed": N_("failed"),
+    EventStatus.RECEIVED: N_("waiting"),
+    EventStatus.PROCESSING: N_("processing"),
+    EventStatus.DONE: N_("done"),
+    EventStatus.SKIPPED: N_("skipped (chat not finished)"),
+    EventStatus.IGNORED: N_("ignored (integration or channel off)"),
+    EventStatus.PARKED: N_("parked (reconnect amoCRM)"),
+    EventStatus.FAILED: N_("failed"),
 }
-STATUS_BADGES = {"done": "success", "failed": "danger", "parked": "warning", "ignored": "secondary",
-                 "skipped": "light", "received": "info", "processing": "info"}
+STATUS_BADGES = {EventStatus.DONE: "success", EventStatus.FAILED: "danger", EventStatus.PARKED: "warning",
+                 EventStatus.IGNORED: "secondary", EventStatus.SKIPPED: "light", EventStatus.RECEIVED: "info",
+                 EventStatus.PROCESSING: "info"}
 
 
 def _own_integrations():
@@ -147,17 +150,21 @@ class WebhookEventView(ReadOnlyView):
         except ValueError:
             flash(_("Nothing to replay."), "error")
             return
-        queued = talk_processing.replay_events(db.session, current_account_id(), event_ids)
+        result = maintenance.replay_by_filter(db.session, current_account_id(), event_ids=event_ids)
         db.session.commit()
-        if queued:
-            from workers.actors import enqueue_talk_events
-
-            enqueue_talk_events(queued)
-            flash(ngettext("%(num)s event was queued again.", "%(num)s events were queued again.", len(queued)), "success")
-        skipped = len(event_ids) - len(queued)
+        outbox.enqueue_talk_events(result.to_enqueue)
+        if result.queued:
+            flash(ngettext("%(num)s event was queued again.", "%(num)s events were queued again.", result.queued), "success")
+        waiting = result.skipped.get("needs_reauth", 0) + result.skipped.get("integration_inactive", 0)
+        skipped = len(event_ids) - result.queued - waiting
         if skipped:
             flash(ngettext("%(num)s event cannot be replayed: only a finished chat that is not being processed can.",
                            "%(num)s events cannot be replayed: only finished chats that are not being processed can.", skipped), "warning")
+        if waiting:
+            flash(ngettext("%(num)s event was left as it is: its integration waits for reconnection (reconnecting "
+                           "replays it) or is switched off.",
+                           "%(num)s events were left as they are: their integration waits for reconnection "
+                           "(reconnecting replays them) or is switched off.", waiting), "warning")
 
 
 def make_views():

@@ -36,6 +36,7 @@ from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
 from web.oauth import BROWSER_BINDING_KEY
+from workers import outbox
 
 log = logging.getLogger(__name__)
 
@@ -402,10 +403,8 @@ class IntegrationsView(AdminAccess, BaseView):
         try:
             register_webhook(services(), integration.id)
             flash(_("The webhook is registered in amoCRM for «Беседа изменена»."), "success")
-            from workers.actors import enqueue_reconcile
-
             # What closed while the hook was disabled or missing is read from amoCRM's event log now.
-            enqueue_reconcile(integration.id)
+            outbox.enqueue_reconcile(integration.id)
         except ReauthRequired:
             flash(_("amoCRM refused our tokens: press «Connect» to connect again."), "error")
         except AmoCrmError as exc:
@@ -431,9 +430,7 @@ class IntegrationsView(AdminAccess, BaseView):
             return self._render_setup(integration, backfill_values=values, backfill_problem=self._backfill_problem(exc),
                                       status=422)
         db.session.commit()
-        from workers.actors import enqueue_backfill
-
-        enqueue_backfill(run.id)
+        outbox.enqueue_backfill(run.id)
         flash(_("Missed chats are being loaded from amoCRM; the progress is shown below."), "success")
         return redirect(self._setup_url(integration.id, "reconcile"))
 

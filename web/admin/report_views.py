@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 
-from core import dashboard, maintenance, reports
+from core import dashboard, event_status, maintenance, reports
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Integration, Site, Source
 from web.csv_export import requests_csv_response
@@ -35,6 +35,7 @@ from web.admin.dashboard_views import format_moment, zone_name
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
+from workers import outbox
 
 FILTER_FIELDS = ("date_from", "date_till", "integration_id", "channel", "campaign_id", "source_id", "site_id",
                  "attribution", "q")
@@ -258,7 +259,7 @@ class RequestsReportView(AdminAccess, BaseView):
 
 # --- replay by filter ------------------------------------------------------------------------------
 
-REPLAY_STATUSES = maintenance.REPLAYABLE_STATUSES
+REPLAY_STATUSES = event_status.REPLAYABLE
 
 
 class ReplayView(AdminAccess, BaseView):
@@ -272,7 +273,7 @@ class ReplayView(AdminAccess, BaseView):
             "integration_id": (source.get("integration_id") or "").strip(),
             "date_from": (source.get("date_from") or "").strip(),
             "date_till": (source.get("date_till") or "").strip(),
-            "statuses": [s for s in statuses if s in REPLAY_STATUSES] or list(maintenance.DEFAULT_REPLAY_STATUSES),
+            "statuses": [s for s in statuses if s in REPLAY_STATUSES] or list(event_status.DEFAULT_REPLAY),
         }
 
     def _render(self, values: dict, problem: str | None = None, problem_field: str | None = None, status: int = 200,
@@ -308,10 +309,7 @@ class ReplayView(AdminAccess, BaseView):
                 values["statuses"] = values["statuses"] or []
             return self._render(values, problem_text(exc), exc.field, status=422)
         db.session.commit()
-        if result.to_enqueue:
-            from workers.actors import enqueue_talk_events
-
-            enqueue_talk_events(result.to_enqueue)
+        outbox.enqueue_talk_events(result.to_enqueue)
         if result.queued:
             flash(ngettext("%(num)s event was queued again.", "%(num)s events were queued again.", result.queued), "success")
         else:

@@ -8,6 +8,7 @@ from web.api import models as m
 from web.api.blueprint import bp, requested_by
 from web.api.contract import ApiError, accepted, contract, ok, read_body
 from web.extensions import db
+from workers import outbox
 
 TAGS = ("integrations",)
 
@@ -31,9 +32,7 @@ def start_backfill(integration_id: int):
     except reconciliation.NotConnected as exc:
         raise ApiError(409, exc.code, str(exc))
     db.session.commit()
-    from workers.actors import enqueue_backfill
-
-    enqueue_backfill(run.id)
+    outbox.enqueue_backfill(run.id)
     return jsonify(reconciliation.backfill_to_dict(run)), 202
 
 

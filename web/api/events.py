@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from core import catalog, maintenance, reports, talk_processing
+from core import catalog, maintenance, reports
+from core.event_status import EventStatus
 from core.models import ReplayRun, WebhookEvent
 from web.api import models as m
 from web.api.blueprint import bp, listing, requested_by
 from web.api.contract import ApiError, accepted, contract, ok, query, read_body
 from web.extensions import db
+from workers import outbox
 
 TAGS = ("events",)
 
@@ -22,19 +24,31 @@ def list_events():
     return listing(rows, total, reports.event_to_dict)
 
 
+# Why one chosen event was not replayed (core.maintenance.replay_by_filter's `skipped`).
+_NOT_REPLAYED = {
+    "in_progress": ("in_progress", "the event is being processed right now"),
+    "needs_reauth": ("needs_reauth", "the integration waits for amoCRM to be reconnected; reconnecting replays its events"),
+    "integration_inactive": ("integration_inactive", "the integration is switched off; switch it on, then replay"),
+    None: ("not_replayable", "only a finished talk (is_in_work=0) can become a request"),
+}
+
+
 @bp.post("/events/<int:event_id>/replay")
-@contract("Replay one event", accepted(m.Event, "queued again"), tags=TAGS, errors=(404, 409))
+@contract("Replay one event", accepted(m.Event, "queued again"), tags=TAGS, errors=(404, 409),
+          description="The rule of a replay by filter: 409 `in_progress` while a worker holds it, `not_replayable` for a "
+                      "talk not finished, `needs_reauth` while the integration waits for reconnection (reconnecting "
+                      "replays it), `integration_inactive` while the integration is switched off.")
 def replay_event(event_id: int):
     event = catalog.get_owned(db.session, WebhookEvent, g.account_id, event_id)
-    if event.status == "processing":
+    if event.status == EventStatus.PROCESSING:
         raise ApiError(409, "in_progress", "the event is being processed right now")
-    queued = talk_processing.replay_events(db.session, g.account_id, [event.id])
-    if not queued:
-        raise ApiError(409, "not_replayable", "only a finished talk (is_in_work=0) can become a request")
+    result = maintenance.replay_by_filter(db.session, g.account_id, event_ids=[event.id])
+    if not result.queued:
+        db.session.rollback()
+        code, message = _NOT_REPLAYED.get(next(iter(result.skipped), None), _NOT_REPLAYED[None])
+        raise ApiError(409, code, message)
     db.session.commit()
-    from workers.actors import enqueue_talk_events
-
-    enqueue_talk_events(queued)
+    outbox.enqueue_talk_events(result.to_enqueue)
     return jsonify(reports.event_to_dict(event)), 202
 
 
@@ -50,9 +64,7 @@ def replay_events_by_filter():
     result = maintenance.replay_by_filter(db.session, g.account_id, data.integration_id, date_from, date_till,
                                           data.statuses, requested_by=requested_by())
     db.session.commit()
-    from workers.actors import enqueue_talk_events
-
-    enqueue_talk_events(result.to_enqueue)
+    outbox.enqueue_talk_events(result.to_enqueue)
     answer = result.to_dict()
     answer["progress_url"] = f"/api/v1/replays/{result.run_id}" if result.run_id else None
     return jsonify(answer), 202

@@ -14,14 +14,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from core.conditions import CONDITION_OPS, CONDITION_PARAMS
-from core.maintenance import REPLAYABLE_STATUSES
-from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, EVENT_STATUSES as _CORE_EVENT_STATUSES, SORTS
+from core import event_status
+from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, SORTS
 
 MAX_ID = 2**62  # no id is bigger; SQLite could not even compare it (its integers are 64-bit)
 MAX_LIMIT = 500
-# The webhook inbox's statuses, in one place for the document and the `status` filter (an enum in core
-# can take its place without touching anything else here).
-EVENT_STATUSES: tuple[str, ...] = tuple(_CORE_EVENT_STATUSES)
+# The webhook inbox's statuses for the document and the `status` filter, as the plain strings of
+# core.event_status.EventStatus.
+EVENT_STATUSES: tuple[str, ...] = tuple(status.value for status in event_status.ALL)  # core.event_status is the one source
+REPLAYABLE_STATUSES: tuple[str, ...] = tuple(status.value for status in event_status.REPLAYABLE)
 WARNING_CODES = ("needs_reauth", "webhook_disabled", "webhook_missing", "refresh_token_old", "backlog", "events_failed",
                  "default_spike", "last_error", "no_worker")
 MOMENT_TEXT = ("ISO 8601 date (`2026-11-24`, a whole local day) or date-time (`2026-11-24T10:00:00+03:00`); "
@@ -498,7 +499,7 @@ class Series(Answer):
 
 AttributionCounts = create_model("AttributionCounts", __base__=Answer, **{k: (Count, ...) for k in ATTRIBUTIONS})
 AttributionShares = create_model("AttributionShares", __base__=Answer, **{k: (Share, ...) for k in ATTRIBUTIONS})
-Backlog = create_model("Backlog", __base__=Answer, **{k: (Count, ...) for k in ("received", "processing", "parked", "failed")})
+Backlog = create_model("Backlog", __base__=Answer, **{k: (Count, ...) for k in (status.value for status in event_status.BACKLOG)})
 
 
 class AttributionPrevious(Answer):
