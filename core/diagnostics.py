@@ -14,7 +14,7 @@ the English text.
 """
 from __future__ import annotations
 
-from core.text import N_
+from core.messages import N_, Message, render
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from core.catalog import NotFound, get_owned
 from core.db import utcnow
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 from core.oauth_connect import WEBHOOK_EVENTS
+from core.reports import ATTRIBUTION_LABELS
 from core.services import Services
 
 
@@ -54,13 +55,22 @@ class Check:
     def title(self) -> str:
         return CHECK_TITLES[self.name]
 
+    @property
+    def said(self) -> Message:
+        """The check's text as a message (its params may be messages too: an attribution kind, a reason)."""
+        return Message(f"check.{self.name}", self.message, self.params)
+
+    @property
+    def said_fix(self) -> Message | None:
+        return Message(f"check.{self.name}.fix", self.fix, self.params) if self.fix else None
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "title": self.title,
             "ok": self.ok,
-            "message": self.message % self.params if self.params else self.message,
-            "fix": (self.fix % self.params if self.params else self.fix) if self.fix else None,
+            "message": render(self.said),
+            "fix": render(self.said_fix) if self.fix else None,
         }
 
 
@@ -253,11 +263,12 @@ def _check_last_talk(session: Session, integration: Integration) -> Check:
                          N_("Close the test chat in amoCRM (finish the conversation) and check again."))
         return Check("last_talk", None, N_("No chat has reached us yet."),
                      N_("Leave a test message in the amoCRM multi-widget on your site, close the conversation in amoCRM, then check again."))
-    params = {"talk": event.talk_id, "error": event.error or event.status_reason or ""}
+    params = {"talk": event.talk_id, "error": event.error or event.status_message or ""}
     if event.status == "done" and event.request_id:
         request = session.get(ChatRequest, event.request_id)
         params["request"] = event.request_id
-        params["attribution"] = request.attribution if request is not None else "?"
+        kind = ATTRIBUTION_LABELS.get(request.attribution) if request is not None else None
+        params["attribution"] = kind() if kind else "?"
         return Check("last_talk", True, N_("Chat %(talk)s became request #%(request)s (attribution: %(attribution)s)."), params=params)
     if event.status in ("received", "processing"):
         return Check("last_talk", None, N_("Chat %(talk)s is being processed right now."), N_("Check again in a few seconds."), params)

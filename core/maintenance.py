@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed, get_owned
 from core.crypto import SecretUnreadable
+from core import event_reasons
 from core.db import utcnow
 from core.models import Integration, ReplayRun, WebhookEvent
 from core.services import Services
@@ -37,7 +38,7 @@ REFRESH_AHEAD_DAYS = 7
 REPLAYABLE_STATUSES = ("failed", "parked", "ignored", "skipped")
 DEFAULT_REPLAY_STATUSES = ("failed", "parked")
 REPLAY_CHUNK = 1000
-REPLAY_REASON = "повтор по запросу"
+REPLAY_REASON = event_reasons.REPLAY_REQUESTED()
 
 
 @dataclass
@@ -235,7 +236,7 @@ def replay_by_filter(session: Session, account_id: int, integration_id: int | No
             session.flush()
         result = session.execute(
             sa.update(e).where(e.id.in_(ids), e.status.in_(statuses))  # not if a worker moved it meanwhile
-            .values(status="received", status_reason=REPLAY_REASON, next_attempt_at=None, attempts=0, error=None,
+            .values(status="received", status_reason_code=REPLAY_REASON.code, status_reason_params={}, next_attempt_at=None, attempts=0, error=None,
                     claim_token=None, replay_run_id=run.id)
             .execution_options(synchronize_session=False)
         )

@@ -150,6 +150,10 @@ def init_i18n(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.register_blueprint(bp)
 
+    from web.messages import say
+
+    app.jinja_env.filters["say"] = say  # {{ message|say }}: a core message in the page's language
+
     @app.context_processor
     def _locale_context():
         return {"current_locale": current_locale, "available_locales": LOCALES}

@@ -1,6 +1,7 @@
 """Talk origin codes → channels, as live amoCRM and Kommo accounts send them (amocrm-api.md §10)."""
 import pytest
 
+from web.messages import translations_for
 from core.messengers import CHANNEL_LABELS, channel_for_origin, channel_label, messenger_name
 
 
@@ -48,5 +49,7 @@ def test_every_channel_has_a_label_in_both_languages():
     from core.messengers import KNOWN_MESSENGERS
 
     assert {m.channel for m in KNOWN_MESSENGERS} <= set(CHANNEL_LABELS)
-    assert channel_label("email", "ru") == "E-mail" and channel_label("site_chat", "en") == "Website chat"
-    assert channel_label("brand_new", "ru") == "brand_new"
+    ru, en = translations_for("ru"), translations_for("en")
+    assert channel_label("email", ru) == "E-mail" and channel_label("site_chat", en) == "Website chat"
+    assert channel_label("site_chat", ru) == "Онлайн-чат на сайте" and channel_label("vk", en) == "VK"
+    assert channel_label("brand_new", ru) == "brand_new"

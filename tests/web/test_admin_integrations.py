@@ -356,7 +356,7 @@ def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, accoun
     assert response.status_code == 302
     with app.extensions["chatsource.services"].session_factory() as session:
         event = session.get(WebhookEvent, failed_id)
-        assert (event.status, event.status_reason, event.error) == ("received", "повтор по запросу", None)
+        assert (event.status, event.status_reason_code, event.error) == ("received", "event.replay_requested", None)
     assert "снова поставлено в очередь" in text(admin.get("/admin/events/"))
 
 

@@ -32,6 +32,7 @@ from core.models import Integration
 from core.reports import ATTRIBUTIONS, DEFAULT_TZ, get_zone
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
+from web.messages import catalogues
 from web.i18n import current_locale
 
 RANGE_PRESETS = (7, 30, 90)
@@ -270,12 +271,12 @@ class DashboardView(AdminAccess, AdminIndexView):
                 integration_id = int(raw_integration)
             date_from, date_till, preset = self._choose_range(request.args, zone)
             data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key,
-                                             integration_id=integration_id, lang=lang, processing=_processing(account_id))
+                                             integration_id=integration_id, lang=lang, catalogues=catalogues(), processing=_processing(account_id))
         except ValidationFailed as exc:
             db.session.rollback()
             problem, status, integration_id = _range_problem(exc), 400, None
             date_from, date_till, preset = self._choose_range({}, zone)
-            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang,
+            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang, catalogues=catalogues(),
                                              processing=_processing(account_id))
         return self.render("admin/cs_dashboard.html", **self._context(data, lang, preset, integration_id, integrations,
                                                                        problem)), status

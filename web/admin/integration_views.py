@@ -20,6 +20,7 @@ from flask import abort, current_app, flash, jsonify, redirect, request, session
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import get_translations
 from flask_login import current_user
 
 from core import integrations, reconciliation, reports
@@ -34,7 +35,6 @@ from core.webhook_rotation import rotate_webhook
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
-from web.i18n import current_locale
 from web.oauth import BROWSER_BINDING_KEY
 
 log = logging.getLogger(__name__)
@@ -183,9 +183,8 @@ class IntegrationsView(AdminAccess, BaseView):
         return sorted((offered - ticked) | earlier)
 
     def _channel_rows(self, integration: Integration, values: dict) -> list[dict]:
-        lang = current_locale()
         excluded = set(values.get("excluded_channels") or [])
-        return [{"code": code, "label": channel_label(code, lang), "on": code not in excluded}
+        return [{"code": code, "label": channel_label(code, get_translations()), "on": code not in excluded}
                 for code in integrations.channel_choices(db.session, integration)]
 
     @staticmethod

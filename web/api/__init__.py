@@ -21,6 +21,7 @@ from core.models import Campaign, Site, Source, WebhookEvent
 from core.oauth_connect import ConnectError, start_connect
 from core.webhook_rotation import rotate_webhook
 from web.csv_export import requests_csv_response
+from web.messages import catalogues, translations_for
 from web.errors import json_error
 from web.extensions import csrf, db
 from web.json_input import JsonTooDeep
@@ -406,6 +407,14 @@ def _report_params():
     return flt, sort, zone
 
 
+def _lang() -> str:
+    """The language of the texts in an answer (reasons, labels): `lang`, Russian by default."""
+    lang = request.args.get("lang") or "ru"
+    if lang not in reports.LANGS:
+        raise ApiError(400, "bad_parameter", "lang must be ru or en", field="lang")
+    return lang
+
+
 @bp.get("/requests")
 def list_requests():
     limit, offset = paging()
@@ -417,16 +426,15 @@ def list_requests():
         page = reports.page_requests(db.session, g.account_id, flt, sort, limit=limit, offset=offset, cursor=cursor)
     except ValidationFailed as exc:
         raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
-    return jsonify({"data": [reports.request_to_dict(r, page.refs) for r in page.rows], "total": page.total,
+    translations = translations_for(_lang())
+    return jsonify({"data": [reports.request_to_dict(r, page.refs, translations) for r in page.rows], "total": page.total,
                     "next_cursor": page.next_cursor})
 
 
 @bp.get("/requests.csv")
 def export_requests_csv():
     flt, sort, zone = _report_params()
-    lang = request.args.get("lang") or "ru"
-    if lang not in reports.LANGS:
-        raise ApiError(400, "bad_parameter", "lang must be ru or en", field="lang")
+    lang = _lang()
     delimiter = request.args.get("delimiter") or "comma"
     if delimiter not in ("comma", "semicolon", "tab"):
         raise ApiError(400, "bad_parameter", "delimiter must be comma, semicolon or tab", field="delimiter")
@@ -445,7 +453,8 @@ def list_events():
     rows, total = reports.list_events(db.session, g.account_id, status=status,
                                       integration_id=_int_arg("integration_id", None, 1, 2**62),
                                       replay_run_id=_int_arg("replay_id", None, 1, 2**62), limit=limit, offset=offset)
-    return listing(rows, total, reports.event_to_dict)
+    translations = translations_for(_lang())
+    return listing(rows, total, lambda row: reports.event_to_dict(row, translations))
 
 
 @bp.post("/events/<int:event_id>/replay")
@@ -460,7 +469,7 @@ def replay_event(event_id: int):
     from workers.actors import enqueue_talk_events
 
     enqueue_talk_events(queued)
-    return jsonify(reports.event_to_dict(event)), 202
+    return jsonify(reports.event_to_dict(event, translations_for(_lang()))), 202
 
 
 REPLAY_FIELDS = {"integration_id", "date_from", "date_till", "statuses", "tz"}
@@ -536,14 +545,12 @@ def backfill_progress(backfill_id: int):
 
 @bp.get("/dashboard")
 def get_dashboard():
-    lang = request.args.get("lang") or "ru"
-    if lang not in reports.LANGS:
-        raise ApiError(400, "bad_parameter", "lang must be ru or en", field="lang")
+    lang = _lang()
     integration_id = _int_arg("integration_id", None, 1, 2**62)
     try:
         data = dashboard.build_dashboard(db.session, g.account_id, request.args.get("date_from") or None,
                                          request.args.get("date_till") or None, tz=request.args.get("tz") or None,
-                                         integration_id=integration_id, lang=lang,
+                                         integration_id=integration_id, lang=lang, catalogues=catalogues(),
                                          processing=worker_health.processing_state(db.session, services().redis, g.account_id))
     except ValidationFailed as exc:
         raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
