@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
+from core import attribution_reasons, event_reasons  # noqa: F401 - registers the codes the reason columns hold
 from core.messages import Message
 from core.messengers import DEFAULT_EXCLUDED_CHANNELS
 

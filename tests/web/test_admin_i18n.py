@@ -89,8 +89,14 @@ def test_core_messages_reach_the_admin_in_russian(app):
             for message in activation_problems(None, integration):
                 assert translate(message) != message and not re.search(r"\b(the|choose|connect)\b", translate(message)), message
         assert translate(ActivationBlocked(["x"]).message.split(": ")[-1]) == "x"  # unknown text passes through unchanged
-        assert translate("Group 2, condition 1: the regular expression does not compile: missing ), unterminated subpattern at position 0.") \
-            == "Группа 2, условие 1: регулярное выражение с ошибкой: missing ), unterminated subpattern at position 0."
+        # A regex mistake is named in our words, not in RE2's English («missing ): (abc»).
+        from core.conditions import ConditionError, validate_conditions
+
+        with pytest.raises(ConditionError) as info:
+            validate_conditions([[{"param": "utm_source", "op": "eq", "value": "x"}],
+                                 [{"param": "utm_source", "op": "regex", "value": "(abc"}]])
+        assert translate(info.value) == "Группа 2, условие 1: ошибка в регулярном выражении: открывающая скобка ( не закрыта " \
+                                        "(рядом с «(abc»)."
 
 
 def test_missing_compiled_catalogues_are_compiled_on_start(tmp_path):

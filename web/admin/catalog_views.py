@@ -45,7 +45,7 @@ class CatalogView(AccountScopedModelView):
     field_map: dict = {}
 
     def _apply_failure(self, form, exc: ValidationFailed) -> None:
-        message = translate(exc.message)
+        message = translate(exc)
         field = getattr(form, self.field_map.get(exc.field, exc.field or ""), None)
         if field is not None:
             field.errors = list(field.errors) + [message]

@@ -32,7 +32,7 @@ from core.models import Integration
 from core.reports import ATTRIBUTIONS, DEFAULT_TZ, get_zone
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
-from web.messages import catalogues
+from web.messages import catalogues, say
 from web.i18n import current_locale
 
 RANGE_PRESETS = (7, 30, 90)
@@ -151,7 +151,7 @@ def prepare_warnings(warnings: list[dict], lang: str, date_from: str | None = No
     for w in warnings:
         result.append({
             **w,
-            "text": w["message"] if lang == "en" else w["message_ru"],
+            "text": say(dashboard.MESSAGES[w["code"]](name=w["integration_name"] or "", **w["params"])),
             "fixes": [{"label": _(label), "url": _fix_url(where, w, date_from, date_till)}
                       for label, where in FIXES.get(w["code"], [])],
         })
@@ -169,7 +169,7 @@ def integration_warnings_for_page(integration_id: int) -> list[dict]:
     warnings = dashboard.integration_warnings(db.session, account_id, integration_id, processing=_processing(account_id))
     today = datetime.now(get_zone(zone_name())).date()
     week_ago = today - timedelta(days=dashboard.INTEGRATION_SPIKE_DAYS - 1)
-    return prepare_warnings([w.to_dict() for w in warnings], current_locale(), week_ago.isoformat(), today.isoformat())
+    return prepare_warnings([w.to_dict(catalogues()) for w in warnings], current_locale(), week_ago.isoformat(), today.isoformat())
 
 
 def format_number(value, lang: str | None = None) -> str:

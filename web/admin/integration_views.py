@@ -284,7 +284,7 @@ class IntegrationsView(AdminAccess, BaseView):
                                                               self._step1_data(request.form))
             except ValidationFailed as exc:
                 db.session.rollback()
-                errors[exc.field or "name"] = translate(exc.message)
+                errors[exc.field or "name"] = translate(exc)
                 if self._wants_json():
                     return jsonify({"error": errors[exc.field or "name"], "field": exc.field}), 422
             else:
@@ -309,7 +309,7 @@ class IntegrationsView(AdminAccess, BaseView):
             integrations.update_integration(db.session, services(), integration, data)
         except (ValidationFailed, FormProblem) as exc:
             db.session.rollback()
-            message = exc.message if isinstance(exc, FormProblem) else translate(exc.message, rows=mapped_names)
+            message = exc.message if isinstance(exc, FormProblem) else translate(exc, rows=mapped_names)
             field = exc.field or "form"
             flash(message, "error")
             return self._render_setup(integration, values=self._values_from_form(integration, form),
@@ -372,7 +372,7 @@ class IntegrationsView(AdminAccess, BaseView):
             integrations.update_integration(db.session, services(), integration, self._step1_data(request.form))
         except ValidationFailed as exc:
             db.session.rollback()
-            message = translate(exc.message)
+            message = translate(exc)
             if self._wants_json():
                 return jsonify({"error": message, "field": exc.field}), 422
             return self._render_setup(integration, values=self._values_from_form(integration, request.form),
