@@ -172,6 +172,8 @@ def test_denied_and_reused_connections_are_explained(admin, app, amo):
     response = new_integration(admin, amo)
     denied = through_amocrm(admin, response.headers["Location"], amo_allows=False)
     assert denied.status_code == 400 and "Доступ в amoCRM не предоставлен" in text(denied)
+    # amoCRM's `access_denied` is said in words, and core's English never reaches the Russian page.
+    assert "Ответ amoCRM: в доступе отказано (access_denied)" in text(denied) and "not granted" not in text(denied)
     row = integration(app)
     assert "Не удалось подключить amoCRM" in text(admin.get(setup_url(row))) and integration(app).status == "new"
 
@@ -207,7 +209,8 @@ def test_session_field_select_lists_lead_and_contact_fields_from_every_page(admi
     select = page[page.index('name="session_field"'):page.index("</select>", page.index('name="session_field"'))]
     assert "Поле 60" in select and "Сессия UIS" in select  # beyond amoCRM's 50 fields per page
     assert "Поля сделки" in select and "Поля контакта" in select
-    assert re.search(r'<option value="contacts:\d+:Телефон" disabled>Телефон \(тип multitext не подходит\)', select)
+    assert re.search(r'<option value="contacts:\d+:Телефон" disabled>Телефон \(тип «телефон или e-mail \(несколько значений\)» не подходит\)', select)
+    assert "multitext" not in select  # amoCRM's type code is said in words (issue 15 item 9)
     assert "Нет подходящего поля?" in page
 
 

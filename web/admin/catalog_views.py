@@ -6,6 +6,7 @@ import logging
 
 from flask import current_app, flash
 from flask_babel import gettext as _
+from flask_babel import get_translations
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from wtforms import IntegerField, SelectField, StringField
@@ -34,7 +35,7 @@ def tracking_snippet(site: Site) -> str:
     """The main tracking code of a site, as `core.tracking` writes it for this server's address."""
     from core.tracking import tracking_snippet as make
 
-    return make(current_app.extensions["chatsource.settings"].public_url, site)
+    return make(current_app.extensions["chatsource.settings"].public_url, site, get_translations())
 
 
 class CatalogView(AccountScopedModelView):

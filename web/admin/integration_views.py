@@ -28,6 +28,7 @@ from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.crypto import new_token
 from core.diagnostics import check_integration
+from core.messages import N_
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
 from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
@@ -40,6 +41,21 @@ from web.oauth import BROWSER_BINDING_KEY
 log = logging.getLogger(__name__)
 
 SUITABLE_FIELD_TYPES = ("text", "numeric", "textarea", "tracking_data")
+# amoCRM's field types (GET /api/v4/{entity}/custom_fields `type`) in words, for «type … does not fit».
+FIELD_TYPE_LABELS = {
+    "checkbox": N_("checkbox"), "select": N_("list"), "multiselect": N_("multiple choice list"), "date": N_("date"),
+    "url": N_("link"), "radiobutton": N_("radio buttons"), "streetaddress": N_("short address"),
+    "smart_address": N_("address"), "birthday": N_("birthday"), "legal_entity": N_("legal entity"),
+    "date_time": N_("date and time"), "price": N_("price"), "category": N_("category"), "items": N_("items list"),
+    "linked_entity": N_("linked entity"), "chained_list": N_("chained lists"), "monetary": N_("money"),
+    "file": N_("file"), "payer": N_("payer"), "supplier": N_("supplier"),
+    "multitext": N_("phone or e-mail (several values)"),
+}
+
+
+def field_type_label(kind: str) -> str:
+    label = FIELD_TYPE_LABELS.get(kind)
+    return f"«{_(label)}»" if label else kind
 STEP1_FIELDS = ("name", "amocrm_url", "token_url", "client_id")
 CONNECT_PROBLEM_KEY = "cs_connect_problem"
 INTERNATIONAL_CHANNELS = ("tiktok", "mercadolibre", "lazada")  # Kommo's channels outside Russia
@@ -210,7 +226,8 @@ class IntegrationsView(AdminAccess, BaseView):
             key = f"{f['entity']}:{f['id']}"
             field_options.setdefault(f["entity"], []).append({
                 "value": f"{key}:{f.get('name') or ''}", "key": key, "name": f.get("name") or f"#{f['id']}",
-                "type": f.get("type") or "", "suitable": (f.get("type") or "text") in SUITABLE_FIELD_TYPES,
+                "type": f.get("type") or "", "type_label": field_type_label(f.get("type") or ""),
+                "suitable": (f.get("type") or "text") in SUITABLE_FIELD_TYPES,
             })
         missing_field = None
         if selected and fields and not any(o["key"] == selected for opts in field_options.values() for o in opts):
@@ -224,7 +241,7 @@ class IntegrationsView(AdminAccess, BaseView):
             checks=checks,
             connect_problem=connect_problem,
             webhook_url=integrations.webhook_url(services(), integration),
-            site_script=integrations.site_script(services(), integration),
+            site_script=integrations.site_script(services(), integration, get_translations()),
             field_options=field_options,
             fields_problem=fields_problem,
             missing_field=missing_field,

@@ -321,7 +321,7 @@ def get_session(session_id: int):
 
 def _integration_dict(integration):
     data = integrations.to_dict(services(), integration)
-    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(
+    data["warnings"] = [w.to_dict(catalogues()) for w in dashboard.integration_warnings(
         db.session, integration.account_id, integration.id,
         processing=worker_health.processing_state(db.session, services().redis, integration.account_id))]
     return data
