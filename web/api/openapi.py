@@ -170,7 +170,9 @@ SCHEMAS: dict[str, dict] = {
         "source_id": N_ID, "source_name": N_TEXT,
         **{name: N_TEXT for name in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page")},
         "attribution": {"type": "string", "enum": list(ATTRIBUTIONS)},
-        "attribution_reason": TEXT,
+        "attribution_reason": {"type": "string", "description": "why this attribution, in `lang`"},
+        "attribution_reason_code": {"type": "string", "description": "the reason's code, e.g. attribution.session "
+                                    "(`legacy`: words stored before codes existed)"},
         "amo_lead_id": _nullable({"type": "integer"}), "amo_contact_id": _nullable({"type": "integer"}),
         "amo_lead_url": _nullable({"type": "string", "description": "{amoCRM}/leads/detail/{id}"}),
         "amo_contact_url": _nullable({"type": "string", "description": "{amoCRM}/contacts/detail/{id}"}),
@@ -183,7 +185,9 @@ SCHEMAS: dict[str, dict] = {
     "Event": _obj({
         "id": ID, "integration_id": ID, "talk_id": _nullable({"type": "integer"}), "action": TEXT,
         "status": {"type": "string", "enum": list(EVENT_STATUSES)},
-        "status_reason": N_TEXT, "attempts": COUNT, "error": N_TEXT, "received_at": DATETIME,
+        "status_reason": _nullable({"type": "string", "description": "why this status, in `lang`"}),
+        "status_reason_code": _nullable({"type": "string", "description": "the reason's code, e.g. event.talk_open"}),
+        "attempts": COUNT, "error": N_TEXT, "received_at": DATETIME,
         "processed_at": N_DATETIME, "request_id": N_ID, "replay_run_id": N_ID,
     }),
     "ReplayFilter": _obj({
@@ -302,6 +306,10 @@ def _body(name: str, required: bool = True) -> dict:
     return {"required": required, "content": {"application/json": {"schema": _ref(name)}}}
 
 
+def _lang_of_reasons() -> dict:
+    return _query("lang", {"type": "string", "enum": ["ru", "en"], "default": "ru"}, "language of the reasons")
+
+
 def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
@@ -417,7 +425,8 @@ def _paths() -> dict:
             "get": _op("Requests (the Raw data report)", ok(_ref("RequestList")), tags=["requests"],
                        parameters=REQUEST_FILTERS + PAGING + [_query(
                            "cursor", {"type": "string", "maxLength": 2000},
-                           "keyset paging: `next_cursor` of the previous page (instead of offset; quick however deep)")]),
+                           "keyset paging: `next_cursor` of the previous page (instead of offset; quick however deep)"),
+                           _lang_of_reasons()]),
         },
         "/api/v1/requests.csv": {
             "get": _op("Requests as CSV (streamed)", {"200": {
@@ -433,12 +442,12 @@ def _paths() -> dict:
             "get": _op("The webhook inbox", ok(_list_of("Event")), tags=["events"], parameters=[
                 _query("status", {"type": "string", "enum": list(EVENT_STATUSES)}, "only this status"),
                 _query("integration_id", ID, "one integration"),
-                _query("replay_id", ID, "the events of one replay run"),
+                _query("replay_id", ID, "the events of one replay run"), _lang_of_reasons(),
             ] + PAGING),
         },
         "/api/v1/events/{event_id}/replay": {
             "post": _op("Replay one event", {"202": _json(_ref("Event"), "queued again")}, tags=["events"],
-                        parameters=[_path("event_id", "event id")], errors=("NotFound", "Conflict")),
+                        parameters=[_path("event_id", "event id"), _lang_of_reasons()], errors=("NotFound", "Conflict")),
         },
         "/api/v1/events/replay": {
             "post": _op("Replay events by filter", {"202": _json(_ref("ReplayQueued"), "queued; follow progress_url")},
