@@ -67,7 +67,7 @@ _TEMPLATES = {
                            "do not reach us. Enable it in amoCRM → Settings → Integrations → Webhooks or press "
                            "«Register the webhook in amoCRM»."),
     "webhook_missing": N_("«%(name)s»: amoCRM has no webhook with our «Webhook url», so closed chats do not reach us. "
-                          "Press «Register the webhook in amoCRM» or add the url for the event «Беседа изменена»."),
+                          "Press «Register the webhook in amoCRM» or add the url for the event «Talk changed»."),
     "refresh_token_old": N_("«%(name)s»: the amoCRM token was last refreshed %(age)s days ago; amoCRM revokes it in "
                             "%(left)s days. Check that the worker runs, or reconnect the integration."),
     "backlog": N_("«%(name)s»: %(pending)s events are waiting, the oldest arrived %(minutes)s minutes ago. Check that "

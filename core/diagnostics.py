@@ -155,7 +155,7 @@ def _check_webhook(checks: list[Check], client, services: Services, integration:
     if not hooks:
         integration.webhook_registered_at = None
         checks.append(Check("webhook", False, N_("amoCRM has no webhook with our «Webhook url»: closed chats will not reach us."),
-                            N_("Press «Register the webhook in amoCRM», or add the «Webhook url» in amoCRM → Settings → Integrations → Webhooks for the event «Беседа изменена».")))
+                            N_("Press «Register the webhook in amoCRM», or add the «Webhook url» in amoCRM → Settings → Integrations → Webhooks for the event «Talk changed».")))
         return
     hook = our_webhook(hooks, WEBHOOK_EVENTS)
     events = set(hook.get("settings") or [])
@@ -166,13 +166,13 @@ def _check_webhook(checks: list[Check], client, services: Services, integration:
         return
     missing = sorted(set(WEBHOOK_EVENTS) - events)
     if missing:
-        checks.append(Check("webhook", False, N_("The webhook is not subscribed to «Беседа изменена» (update_talk)."),
+        checks.append(Check("webhook", False, N_("The webhook is not subscribed to «Talk changed» (update_talk)."),
                             N_("Press «Register the webhook in amoCRM»: it adds the event and keeps the others.")))
         return
     integration.webhook_disabled = False
     if integration.webhook_registered_at is None:
         integration.webhook_registered_at = utcnow()
-    checks.append(Check("webhook", True, N_("Registered for «Беседа изменена» (update_talk) and enabled.")))
+    checks.append(Check("webhook", True, N_("Registered for «Talk changed» (update_talk) and enabled.")))
 
 
 def _no_session_field() -> Check:

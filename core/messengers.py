@@ -39,7 +39,7 @@ KNOWN_MESSENGERS: tuple[Messenger, ...] = (
     Messenger("com.ringcentral.sms", "RingCentral SMS", "sms"),
     Messenger("com.amocrm.mail", "E-mail", "email"),  # e-mail conversations are talks too (§10)
     Messenger("tech.widget.e-chat", "E-chat", "other"),  # a widget for several messengers: which one is not in the code
-    Messenger("vk", "ВКонтакте", "vk"),
+    Messenger("vk", "VK", "vk"),  # the brand, the same in both languages
     Messenger("viber", "Viber", "viber"),
     Messenger("avito", "Avito", "avito"),
     Messenger("tiktok-kommo", "TikTok", "tiktok"),

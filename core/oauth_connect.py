@@ -266,7 +266,7 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
             result.webhook_registered = True
         except AmoCrmError as exc:
             warning = (f"The webhook was not registered in amoCRM ({exc}). Add it by hand: amoCRM → Settings → "
-                       f"Integrations → Webhooks, the «Webhook url» for the event «Беседа изменена».")
+                       f"Integrations → Webhooks, the «Webhook url» for the event «Talk changed».")
             result.warnings.append(warning)
             integration.last_error = warning
         result.events_to_enqueue = unpark_events(session, integration_id)

@@ -405,7 +405,7 @@ class IntegrationsView(AdminAccess, BaseView):
             return redirect(self._setup_url(integration.id, "step-2"))
         try:
             register_webhook(services(), integration.id)
-            flash(_("The webhook is registered in amoCRM for «Беседа изменена»."), "success")
+            flash(_("The webhook is registered in amoCRM for «Talk changed»."), "success")
             from workers.actors import enqueue_reconcile
 
             # What closed while the hook was disabled or missing is read from amoCRM's event log now.
