@@ -96,7 +96,7 @@ def test_core_messages_reach_the_admin_in_russian(app):
         with pytest.raises(ConditionError) as info:
             validate_conditions([[{"param": "utm_source", "op": "eq", "value": "x"}],
                                  [{"param": "utm_source", "op": "regex", "value": "(abc"}]])
-        assert translate(info.value) == "Группа 2, условие 1: ошибка в регулярном выражении: открывающая скобка ( не закрыта " \
+        assert translate(info.value) == "Группа 2, условие 1: регулярное выражение с ошибкой: открывающая скобка ( не закрыта " \
                                         "(рядом с «(abc»)."
 
 
