@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from core import attribution_reasons
 from core.attribution import attribute
 from core.click_attribution import CLOCK_SKEW, attribute_by_click, record_click
 from core.db import Base, create_engine, session_factory
@@ -173,7 +174,7 @@ def _attribute_all(db, integration: Integration, talks: list[Talk], clicked: lis
                 figures.right += 1
             else:
                 figures.guessed_wrong += 1
-        elif "кандидатов:" in result.reason:
+        elif result.reason.code == attribution_reasons.CLICK_AMBIGUOUS.code:
             figures.no_guess += 1
     return figures
 

@@ -41,7 +41,8 @@ from (select g, now() - ((g::bigint * 7919) % (365 * 86400)) * interval '1 secon
 REQUESTS_SQL = """
 insert into requests (account_id, integration_id, talk_id, chat_id, origin, channel, contact_name, phone, email,
     created_at, closed_at, session_id, visitor_id, site_id, campaign_id, source_id, utm_source, utm_medium,
-    utm_campaign, referrer, entrance_page, attribution, attribution_reason, amo_lead_id, amo_contact_id,
+    utm_campaign, referrer, entrance_page, attribution, attribution_reason_code, attribution_reason_params,
+    amo_lead_id, amo_contact_id,
     recorded_at, search_text)
 select :account, (:integrations)[1 + g % 2], g, md5(g::text), o.origin, o.channel, n.name, n.phone, n.email,
     t, t + interval '20 minutes',
@@ -50,7 +51,7 @@ select :account, (:integrations)[1 + g % 2], g, md5(g::text), o.origin, o.channe
     (:sites)[1 + g % 2], (:campaigns)[1 + g % 10], (:sources)[1 + g % 5],
     (array['yandex','google','vk','mail'])[1 + g % 4], (array['cpc','organic','social','email'])[1 + g % 4],
     'campaign-' || (g % 40), 'https://yandex.ru/', 'https://shop.example.ru/catalog/',
-    (array['session','messenger','default'])[1 + g % 3], 'сгенерировано для бенчмарка',
+    (array['session','messenger','default'])[1 + g % 3], 'legacy', '{"text": "сгенерировано для бенчмарка"}'::jsonb,
     9000000 + g, 11000000 + g, t + interval '21 minutes',
     lower(n.name) || E'\\n' || lower(n.email) || E'\\n' || regexp_replace(n.phone, '[^0-9]', '', 'g')
 from (select g, now() - ((g::bigint * 7919) % (365 * 86400)) * interval '1 second' as t

@@ -1,6 +1,7 @@
 """Where a finished chat came from: (1) the visitor session named in the amoCRM custom field, when it
 exists in this account; else (2) the messenger mapping for the talk's origin; else (3) the default of
-the integration's traffic type. Every answer carries a human-readable reason (Russian, as the UI)."""
+the integration's traffic type. Every answer carries its reason as a `Message` (core/attribution_reasons.py),
+stored as code + params and said in the reader's language."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,8 @@ from urllib.parse import unquote
 
 from sqlalchemy.orm import Session
 
+from core import attribution_reasons as reasons
+from core.messages import Message
 from core.messengers import messenger_name
 from core.models import Campaign, Integration, MessengerMapping, Site, Source, VisitorSession
 
@@ -20,7 +23,7 @@ _EMPTY_WORDS = {"", "null", "undefined", "none", "nan", "false"}
 @dataclass
 class Attribution:
     kind: str  # session | messenger | default
-    reason: str
+    reason: Message
     session: VisitorSession | None = None
     site_id: int | None = None
     campaign_id: int | None = None
@@ -49,29 +52,25 @@ def parse_session_id(raw: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _sentence(notes: list[str]) -> str:
-    """Notes joined into one sentence; only its first letter is raised (names keep their capitals)."""
-    text = "; ".join(notes)
-    return text[:1].upper() + text[1:]
-
-
-def _name(session: Session, model, id_: int | None) -> str:
+def _name(session: Session, model, id_: int | None):
+    """A catalog entry's name as the request saw it (kept in the reason), or the id of a deleted one."""
     if not id_:
         return "—"
     row = session.get(model, id_)
-    return f"«{row.name}»" if row is not None else f"#{id_} (удалена)"
+    return f"«{row.name}»" if row is not None else reasons.DELETED(id=id_)
 
 
-def _describe(session: Session, campaign_id, source_id, site_id) -> str:
+def describe_target(session: Session, campaign_id, source_id, site_id) -> Message:
     if campaign_id:
-        return f"РК {_name(session, Campaign, campaign_id)}"
-    parts = []
-    if source_id:
-        parts.append(f"источник {_name(session, Source, source_id)}")
+        return reasons.TO_CAMPAIGN(name=_name(session, Campaign, campaign_id))
+    source = reasons.TO_SOURCE(name=_name(session, Source, source_id)) if source_id else None
+    site = None
     if site_id:
-        site = session.get(Site, site_id)
-        parts.append(f"сайт {site.name if site else '#' + str(site_id)}")
-    return ", ".join(parts) or "не задано"
+        row = session.get(Site, site_id)
+        site = reasons.TO_SITE(name=row.name if row else f"#{site_id}")
+    if source and site:
+        return reasons.TO_SOURCE_AND_SITE(source=source, site=site)
+    return source or site or reasons.TO_NOTHING()
 
 
 def attribute(
@@ -81,29 +80,30 @@ def attribute(
     session_field_value: str | None,
     origin: str | None,
     mappings: dict[str, MessengerMapping] | None = None,
-    field_note: str | None = None,
+    field_note: Message | None = None,
 ) -> Attribution:
     """`field_note` says where the field's value was found when it was not the chosen entity."""
     notes = [field_note] if field_note else []
     session_field_value = clean_session_value(session_field_value)
     session_id = parse_session_id(session_field_value)
     if session_field_value and session_id is None:
-        notes.append(f"в поле сессии не число ({session_field_value[:40]!r})")
+        notes.append(reasons.FIELD_NOT_A_NUMBER(value=repr(session_field_value[:40])))
     if session_id is not None:
         vs = session.get(VisitorSession, session_id)
         if vs is not None and vs.account_id == integration.account_id:
-            where = f" ({field_note})" if field_note else ""
+            target = describe_target(session, vs.campaign_id, vs.source_id, vs.site_id)
             return Attribution(
                 kind="session",
-                reason=f"Сессия {vs.id} из поля amoCRM{where}: {_describe(session, vs.campaign_id, vs.source_id, vs.site_id)}",
+                reason=(reasons.SESSION_NOTED(session=vs.id, note=field_note, target=target) if field_note
+                        else reasons.SESSION(session=vs.id, target=target)),
                 session=vs,
                 site_id=vs.site_id,
                 campaign_id=vs.campaign_id,
                 source_id=vs.source_id,
             )
-        notes.append(f"сессия {session_id} не найдена в аккаунте")
+        notes.append(reasons.SESSION_NOT_FOUND(session=session_id))
     elif not session_field_value and not field_note:
-        notes.append("поле сессии пусто")
+        notes.append(reasons.FIELD_EMPTY())
 
     if mappings is None:
         mappings = {m.origin: m for m in integration.mappings}
@@ -115,28 +115,28 @@ def attribute(
             site_id = campaign.site_id if campaign else None
         return Attribution(
             kind="messenger",
-            reason=f"{_sentence(notes)}. Мессенджер {messenger_name(origin)}: "
-            f"{_describe(session, mapping.campaign_id, mapping.source_id, mapping.site_id)}",
+            reason=reasons.MESSENGER(notes=notes, messenger=messenger_name(origin),
+                                     target=describe_target(session, mapping.campaign_id, mapping.source_id, mapping.site_id)),
             site_id=site_id,
             campaign_id=mapping.campaign_id,
             source_id=mapping.source_id,
         )
 
     if origin:
-        notes.append(f"для мессенджера {messenger_name(origin)} нет соответствия")
+        notes.append(reasons.NO_MAPPING(messenger=messenger_name(origin)))
     if integration.traffic_type == "campaign":
         campaign_id = integration.default_campaign_id
         campaign = session.get(Campaign, campaign_id) if campaign_id else None
         return Attribution(
             kind="default",
-            reason=f"{_sentence(notes)}. По умолчанию: {_describe(session, campaign_id, None, None)}",
+            reason=reasons.DEFAULT(notes=notes, target=describe_target(session, campaign_id, None, None)),
             site_id=campaign.site_id if campaign else None,
             campaign_id=campaign_id if campaign else None,
         )
     return Attribution(
         kind="default",
-        reason=f"{_sentence(notes)}. По умолчанию: "
-        f"{_describe(session, None, integration.default_source_id, integration.default_site_id)}",
+        reason=reasons.DEFAULT(notes=notes, target=describe_target(session, None, integration.default_source_id,
+                                                             integration.default_site_id)),
         site_id=integration.default_site_id,
         source_id=integration.default_source_id,
     )

@@ -14,12 +14,14 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]
 
 
 class ValidationFailed(ValueError):
-    """Bad input from a person: `field` names what to fix."""
+    """Bad input from a person: `field` names what to fix. `message` is the English the Data API
+    returns; `said`, when given, is the problem as a message for people (core/messages.py)."""
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None, said=None):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.said = said
 
 
 class NotFound(LookupError):
@@ -58,7 +60,7 @@ def _conditions(value) -> list:
     try:
         return validate_conditions(value if value is not None else [])
     except ConditionError as exc:
-        raise ValidationFailed(str(exc), "conditions") from exc
+        raise ValidationFailed(str(exc), "conditions", exc.said) from exc
 
 
 def normalise_domain(value) -> str:

@@ -26,9 +26,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 # The campaign/source wording of reasons is attribution's; reused so a click reason reads the same.
-from core.attribution import Attribution, _describe
+from core import attribution_reasons as reasons
+from core.attribution import Attribution, describe_target
 from core.db import utcnow
-from core.messengers import channel_for_button, channel_for_origin, channel_label
+from core.messages import Message
+from core.messengers import channel_for_button, channel_for_origin, channel_message
 from core.models import Integration, MessengerClick, Site, VisitorSession
 from core.tracking import Hit, current_session, is_bot
 
@@ -103,9 +105,9 @@ def attribute_by_click(session: Session, integration: Integration, result: Attri
         if not by_session:
             return result
         if len(by_session) > 1:
-            note = click_reason("ambiguous", channel=channel, candidates=len(by_session),
-                                window_minutes=int(window.total_seconds() // 60))
-            return replace(result, reason=f"{result.reason}. {note}")
+            return replace(result, reason=click_reason("ambiguous", reason=result.reason, channel=channel,
+                                                       candidates=len(by_session),
+                                                       window_minutes=int(window.total_seconds() // 60)))
         (session_id, clicks), = by_session.items()
         if _claim(session, integration, talk_id, [c.id for c in clicks]):
             return _session_attribution(session, session_id, channel, talk_created_at - clicks[-1].clicked_at)
@@ -157,7 +159,7 @@ def _claim(session: Session, integration: Integration, talk_id: int, click_ids: 
 
 def _session_attribution(session: Session, session_id: int, channel: str, before: timedelta) -> Attribution:
     vs = session.get(VisitorSession, session_id)
-    described = _describe(session, vs.campaign_id, vs.source_id, vs.site_id)
+    described = describe_target(session, vs.campaign_id, vs.source_id, vs.site_id)
     return Attribution(
         kind="session",
         reason=click_reason("session", channel=channel, seconds_before=max(int(before.total_seconds()), 0),
@@ -166,19 +168,17 @@ def _session_attribution(session: Session, session_id: int, channel: str, before
     )
 
 
-def click_reason(code: str, **params) -> str:
-    """Every reason text of click attribution, in one place (reasons are becoming code + params).
+def click_reason(code: str, **params) -> Message:
+    """Every reason of click attribution, in one place (a `Message`: said in the reader's language).
 
-    session:   channel, seconds_before, session_id, described
-    ambiguous: channel, candidates, window_minutes
+    session:   channel, seconds_before, session_id, described; ambiguous: reason, channel, candidates, window_minutes
     """
-    label = channel_label(params["channel"], "ru")
+    channel = channel_message(params["channel"]) or params["channel"]
     if code == "session":
         seconds = params["seconds_before"]
-        ago = f"{seconds} с" if seconds < 60 else f"{round(seconds / 60)} мин"
-        return (f"По клику на кнопку {label} на сайте за {ago} до начала беседы, сессия {params['session_id']}: "
-                f"{params['described']}")
+        ago = reasons.SECONDS(n=seconds) if seconds < 60 else reasons.MINUTES(n=round(seconds / 60))
+        return reasons.CLICK_SESSION(channel=channel, ago=ago, session=params["session_id"], target=params["described"])
     if code == "ambiguous":
-        return (f"Клик по кнопке {label} на сайте не учтён: за {params['window_minutes']} мин до начала беседы "
-                f"её нажимали в разных сессиях (кандидатов: {params['candidates']})")
+        return reasons.CLICK_AMBIGUOUS(reason=params["reason"], channel=channel, minutes=params["window_minutes"],
+                                       candidates=params["candidates"])
     raise ValueError(f"unknown click reason {code!r}")

@@ -18,13 +18,14 @@ day, and whether every integration is healthy — with warnings before data is l
 Days are local to the account's time zone (`tz`, Europe/Moscow by default). The SQL groups in the
 database on indexed columns: `AT TIME ZONE` on PostgreSQL, a registered Python function on SQLite.
 
-Warning texts are English msgids (marked with `N_`, the convention of core/diagnostics.py) with
-`%(name)s` params; `MESSAGES_RU` carries their Russian, so `to_dict()` gives both.
+Warning texts are messages (core/messages.py: code `dashboard.<code>`, English msgid, `%(name)s`
+params). `catalogues` maps a language to its gettext catalogue (the web layer's); labels are said
+in `lang` and each warning's `message` in English and `message_ru` in Russian, as the API promises.
 """
 from __future__ import annotations
 
-from core.text import N_
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -37,6 +38,7 @@ from core.catalog import ValidationFailed
 from core import event_status
 from core.event_status import EventStatus
 from core.db import utcnow
+from core.messages import N_, Message, Translations, define, render
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
 from core.worker_health import ProcessingState
 from core.reports import (
@@ -60,34 +62,14 @@ INTEGRATION_SPIKE_DAYS = 7
 
 
 
-MESSAGES_RU = {
-    "needs_reauth": "«%(name)s»: amoCRM отозвал авторизацию. Нажмите «Подключить» и разрешите доступ снова; "
-                    "событий ждут обработки: %(parked)s.",
-    "webhook_disabled": "«%(name)s»: amoCRM отключил вебхук (после многих неудачных доставок) — закрытые чаты не "
-                        "приходят. Включите его в amoCRM → Настройки → Интеграции → Вебхуки или нажмите "
-                        "«Зарегистрировать webhook».",
-    "webhook_missing": "«%(name)s»: в amoCRM нет вебхука с нашим «Webhook url» — закрытые чаты не приходят. Нажмите "
-                       "«Зарегистрировать webhook» или добавьте адрес на событие «Беседа изменена».",
-    "refresh_token_old": "«%(name)s»: токен amoCRM не обновлялся %(age)s дн.; через %(left)s дн. amoCRM отзовёт "
-                         "его. Проверьте, что воркер запущен, или переподключите интеграцию.",
-    "backlog": "«%(name)s»: событий ждут обработки: %(pending)s, самое старое получено %(minutes)s мин. назад. "
-               "Проверьте, что воркер запущен, и последнюю ошибку.",
-    "events_failed": "«%(name)s»: событий не обработано после всех попыток: %(failed)s. Устраните причину и "
-                     "повторите их.",
-    "default_spike": "«%(name)s»: доля обращений «по умолчанию» выросла до %(current)s%% (было %(previous)s%%). "
-                     "Возможно, скрипт на сайте перестал передавать сессию в amoCRM.",
-    "last_error": "«%(name)s»: последняя ошибка: %(error)s",
-    "no_worker": "Обработчик не запущен: запустите процесс worker из Procfile (или «make run», он запускает оба "
-                 "процесса). События ждут %(minutes)s мин., запросы не создаются.",
-}
-MESSAGES_EN = {
-    "needs_reauth": N_("«%(name)s»: amoCRM revoked the authorisation. Press «Подключить» and allow access again; "
+_TEMPLATES = {
+    "needs_reauth": N_("«%(name)s»: amoCRM revoked the authorisation. Press «Connect» and allow access again; "
                        "%(parked)s events are waiting."),
     "webhook_disabled": N_("«%(name)s»: amoCRM disabled the webhook (after many failed deliveries), so closed chats "
                            "do not reach us. Enable it in amoCRM → Settings → Integrations → Webhooks or press "
-                           "«Зарегистрировать webhook»."),
+                           "«Register the webhook in amoCRM»."),
     "webhook_missing": N_("«%(name)s»: amoCRM has no webhook with our «Webhook url», so closed chats do not reach us. "
-                          "Press «Зарегистрировать webhook» or add the url for the event «Беседа изменена»."),
+                          "Press «Register the webhook in amoCRM» or add the url for the event «Talk changed»."),
     "refresh_token_old": N_("«%(name)s»: the amoCRM token was last refreshed %(age)s days ago; amoCRM revokes it in "
                             "%(left)s days. Check that the worker runs, or reconnect the integration."),
     "backlog": N_("«%(name)s»: %(pending)s events are waiting, the oldest arrived %(minutes)s minutes ago. Check that "
@@ -99,6 +81,11 @@ MESSAGES_EN = {
     "no_worker": N_("The worker is not running: start the Procfile's worker process (or «make run», which starts "
                     "both). Events have waited %(minutes)s min and no requests are being created."),
 }
+MESSAGES = {code: define(f"dashboard.{code}", template) for code, template in _TEMPLATES.items()}
+OTHER = define("dashboard.other", N_("Other"))
+NO_CAMPAIGN = define("dashboard.no_campaign", N_("No ad campaign"))
+NO_SOURCE = define("dashboard.no_source", N_("No source"))
+DELETED = define("dashboard.deleted", N_("Deleted (#%(id)s)"))
 SEVERITY = {"needs_reauth": "error", "webhook_disabled": "error", "webhook_missing": "error", "no_worker": "error"}
 
 
@@ -113,20 +100,23 @@ class HealthWarning:
     def severity(self) -> str:
         return SEVERITY.get(self.code, "warning")
 
-    def message(self, lang: str = "ru") -> str:
-        template = MESSAGES_EN[self.code] if lang == "en" else MESSAGES_RU[self.code]
-        return template % {"name": self.integration_name or "", **self.params}
+    def as_message(self) -> Message:
+        return MESSAGES[self.code](name=self.integration_name or "", **self.params)
 
-    def to_dict(self) -> dict:
+    def message(self, translations: Translations | None = None) -> str:
+        return render(self.as_message(), translations)
+
+    def to_dict(self, catalogues: Mapping[str, Translations] | None = None) -> dict:
+        catalogues = catalogues or {}
         return {
             "code": self.code,
             "severity": self.severity,
             "integration_id": self.integration_id,
             "integration_name": self.integration_name,
             "params": self.params,
-            "template": MESSAGES_EN[self.code],
-            "message": self.message("en"),
-            "message_ru": self.message("ru"),
+            "template": MESSAGES[self.code].template,
+            "message": self.message(catalogues.get("en")),
+            "message_ru": self.message(catalogues.get("ru")),
         }
 
 
@@ -203,7 +193,8 @@ def _shares(counts: dict[str, int]) -> dict[str, float]:
 # --- the dashboard -------------------------------------------------------------------------------
 
 def build_dashboard(session: Session, account_id: int, date_from=None, date_till=None, *, tz: str | None = None,
-                    integration_id: int | None = None, lang: str = "ru", now: datetime | None = None,
+                    integration_id: int | None = None, lang: str = "ru",
+                    catalogues: Mapping[str, Translations] | None = None, now: datetime | None = None,
                     today: date | None = None, processing: ProcessingState | None = None) -> dict:
     """`processing`: whether a worker consumes the queue (core.worker_health), when the caller can tell."""
     start_day, till_day, zone = resolve_range(date_from, date_till, tz, today)
@@ -240,7 +231,9 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
 
     campaign_names = _names(session, Campaign, account_id, by_campaign)
     source_names = _names(session, Source, account_id, by_source)
-    other = ("Другие", "Other")[lang == "en"]
+    catalogues = catalogues or {}
+    translations = catalogues.get(lang)
+    other = render(OTHER(), translations)
     current = {k: sum(v) for k, v in by_attribution.items()}
     previous = _attribution_counts(session, account_id, prev_start, start, integration_id)
 
@@ -259,27 +252,26 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
         "integration_id": integration_id,
         "days": days,
         "total": sum(current.values()),
-        "by_channel": _series(by_channel, lambda k: channel_label(k, lang), other, with_id=False),
-        "by_campaign": _series(by_campaign, lambda k: campaign_names.get(k) or _none_label("campaign", k, lang), other),
-        "by_source": _series(by_source, lambda k: source_names.get(k) or _none_label("source", k, lang), other),
+        "by_channel": _series(by_channel, lambda k: channel_label(k, translations), other, with_id=False),
+        "by_campaign": _series(by_campaign, lambda k: campaign_names.get(k) or _none_label("campaign", k, translations), other),
+        "by_source": _series(by_source, lambda k: source_names.get(k) or _none_label("source", k, translations), other),
         "attribution": {
             "total": sum(current.values()),
             "counts": current,
             "shares": _shares(current),
-            "labels": {k: attribution_label(k, lang) for k in ATTRIBUTIONS},
+            "labels": {k: attribution_label(k, translations) for k in ATTRIBUTIONS},
             "per_day": by_attribution,
             "previous": {"total": sum(previous.values()), "counts": previous, "shares": _shares(previous)},
         },
         "integrations": [h.to_dict() for h in health],
-        "warnings": [w.to_dict() for w in warnings],
+        "warnings": [w.to_dict(catalogues) for w in warnings],
     }
 
 
-def _none_label(kind: str, key, lang: str) -> str:
+def _none_label(kind: str, key, translations: Translations | None) -> str:
     if key is None:
-        return {"campaign": ("Без рекламной кампании", "No ad campaign"),
-                "source": ("Без источника", "No source")}[kind][lang == "en"]
-    return ("Удалено (#%s)", "Deleted (#%s)")[lang == "en"] % key
+        return render((NO_CAMPAIGN if kind == "campaign" else NO_SOURCE)(), translations)
+    return render(DELETED(id=key), translations)
 
 
 def _names(session: Session, model, account_id: int, keys) -> dict[int, str]:

@@ -14,7 +14,7 @@ the English text.
 """
 from __future__ import annotations
 
-from core.text import N_
+from core.messages import N_, Message, render
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from core import event_status
 from core.event_status import EventStatus
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 from core.oauth_connect import WEBHOOK_EVENTS
+from core.reports import ATTRIBUTION_LABELS
 from core.services import Services
 
 
@@ -56,13 +57,22 @@ class Check:
     def title(self) -> str:
         return CHECK_TITLES[self.name]
 
+    @property
+    def said(self) -> Message:
+        """The check's text as a message (its params may be messages too: an attribution kind, a reason)."""
+        return Message(f"check.{self.name}", self.message, self.params)
+
+    @property
+    def said_fix(self) -> Message | None:
+        return Message(f"check.{self.name}.fix", self.fix, self.params) if self.fix else None
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "title": self.title,
             "ok": self.ok,
-            "message": self.message % self.params if self.params else self.message,
-            "fix": (self.fix % self.params if self.params else self.fix) if self.fix else None,
+            "message": render(self.said),
+            "fix": render(self.said_fix) if self.fix else None,
         }
 
 
@@ -147,7 +157,7 @@ def _check_webhook(checks: list[Check], client, services: Services, integration:
     if not hooks:
         integration.webhook_registered_at = None
         checks.append(Check("webhook", False, N_("amoCRM has no webhook with our «Webhook url»: closed chats will not reach us."),
-                            N_("Press «Register the webhook in amoCRM», or add the «Webhook url» in amoCRM → Settings → Integrations → Webhooks for the event «Беседа изменена».")))
+                            N_("Press «Register the webhook in amoCRM», or add the «Webhook url» in amoCRM → Settings → Integrations → Webhooks for the event «Talk changed».")))
         return
     hook = our_webhook(hooks, WEBHOOK_EVENTS)
     events = set(hook.get("settings") or [])
@@ -158,13 +168,13 @@ def _check_webhook(checks: list[Check], client, services: Services, integration:
         return
     missing = sorted(set(WEBHOOK_EVENTS) - events)
     if missing:
-        checks.append(Check("webhook", False, N_("The webhook is not subscribed to «Беседа изменена» (update_talk)."),
+        checks.append(Check("webhook", False, N_("The webhook is not subscribed to «Talk changed» (update_talk)."),
                             N_("Press «Register the webhook in amoCRM»: it adds the event and keeps the others.")))
         return
     integration.webhook_disabled = False
     if integration.webhook_registered_at is None:
         integration.webhook_registered_at = utcnow()
-    checks.append(Check("webhook", True, N_("Registered for «Беседа изменена» (update_talk) and enabled.")))
+    checks.append(Check("webhook", True, N_("Registered for «Talk changed» (update_talk) and enabled.")))
 
 
 def _no_session_field() -> Check:
@@ -255,11 +265,12 @@ def _check_last_talk(session: Session, integration: Integration) -> Check:
                          N_("Close the test chat in amoCRM (finish the conversation) and check again."))
         return Check("last_talk", None, N_("No chat has reached us yet."),
                      N_("Leave a test message in the amoCRM multi-widget on your site, close the conversation in amoCRM, then check again."))
-    params = {"talk": event.talk_id, "error": event.error or event.status_reason or ""}
+    params = {"talk": event.talk_id, "error": event.error or event.status_message or ""}
     if event.status == EventStatus.DONE and event.request_id:
         request = session.get(ChatRequest, event.request_id)
         params["request"] = event.request_id
-        params["attribution"] = request.attribution if request is not None else "?"
+        kind = ATTRIBUTION_LABELS.get(request.attribution) if request is not None else None
+        params["attribution"] = kind() if kind else "?"
         return Check("last_talk", True, N_("Chat %(talk)s became request #%(request)s (attribution: %(attribution)s)."), params=params)
     if event.status in event_status.PENDING:
         return Check("last_talk", None, N_("Chat %(talk)s is being processed right now."), N_("Check again in a few seconds."), params)

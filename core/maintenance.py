@@ -29,6 +29,7 @@ from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed, get_owned
 from core import event_status
 from core.crypto import SecretUnreadable
+from core import event_reasons
 from core.db import utcnow
 from core.event_status import EventStatus
 from core.models import Integration, ReplayRun, WebhookEvent
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_AHEAD_DAYS = 7
 REPLAY_CHUNK = 1000
-REPLAY_REASON = "повтор по запросу"
+REPLAY_REASON = event_reasons.REPLAY_REQUESTED()
 
 
 @dataclass
@@ -269,8 +270,8 @@ def _blocked_integrations(session: Session, account_id: int) -> dict[int, str]:
 def _requeue(session: Session, ids: list[int], statuses, run: ReplayRun | None) -> list[int]:
     """Back to received with a fresh count of attempts; returns the ids moved (not one a worker moved meanwhile)."""
     e = WebhookEvent
-    values = dict(status=EventStatus.RECEIVED, status_reason=REPLAY_REASON, next_attempt_at=None, attempts=0, error=None,
-                  claim_token=None)
+    values = dict(status=EventStatus.RECEIVED, status_reason_code=REPLAY_REASON.code, status_reason_params={}, next_attempt_at=None,
+                  attempts=0, error=None, claim_token=None)
     if run is not None:
         values["replay_run_id"] = run.id
     result = session.execute(
@@ -279,7 +280,7 @@ def _requeue(session: Session, ids: list[int], statuses, run: ReplayRun | None) 
     )
     if result.rowcount == len(ids):
         return ids
-    moved = e.replay_run_id == run.id if run is not None else e.status_reason == REPLAY_REASON
+    moved = e.replay_run_id == run.id if run is not None else e.status_reason_code == REPLAY_REASON.code
     return list(session.scalars(sa.select(e.id).where(e.id.in_(ids), e.status == EventStatus.RECEIVED, moved)))
 
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from core.event_reasons import CHANNEL_EXCLUDED
+from core.messages import N_, Message, MessageKind, Translations, define, render
+
 
 @dataclass(frozen=True)
 class Messenger:
@@ -36,7 +39,7 @@ KNOWN_MESSENGERS: tuple[Messenger, ...] = (
     Messenger("com.ringcentral.sms", "RingCentral SMS", "sms"),
     Messenger("com.amocrm.mail", "E-mail", "email"),  # e-mail conversations are talks too (live accounts)
     Messenger("tech.widget.e-chat", "E-chat", "other"),  # a widget for several messengers: which one is not in the code
-    Messenger("vk", "ВКонтакте", "vk"),
+    Messenger("vk", "VK", "vk"),  # the brand, the same in both languages
     Messenger("viber", "Viber", "viber"),
     Messenger("avito", "Avito", "avito"),
     Messenger("tiktok-kommo", "TikTok", "tiktok"),
@@ -57,26 +60,22 @@ _CHANNEL_WORDS = {
 }
 _WORD = re.compile(r"[a-z0-9]+")
 
-# (Russian, English) names of the channels of requests, as the reports, the dashboard and the
-# channel setting show them.
-CHANNEL_LABELS = {
-    "site_chat": ("Онлайн-чат на сайте", "Website chat"),
-    "telegram": ("Telegram", "Telegram"),
-    "whatsapp": ("WhatsApp", "WhatsApp"),
-    "instagram": ("Instagram", "Instagram"),
-    "facebook": ("Facebook Messenger", "Facebook Messenger"),
-    "vk": ("ВКонтакте", "VK"),
-    "viber": ("Viber", "Viber"),
-    "avito": ("Авито", "Avito"),
-    "tiktok": ("TikTok", "TikTok"),
-    "mercadolibre": ("Mercado Libre", "Mercado Libre"),
-    "lazada": ("Lazada", "Lazada"),
-    "apple_messages": ("Apple Messages for Business", "Apple Messages for Business"),
-    "sms": ("SMS", "SMS"),
-    "email": ("E-mail", "E-mail"),
-    "other": ("Другой канал", "Other channel"),
-    "unknown": ("Канал не известен", "Unknown channel"),
-}
+# The channels of requests, as the reports, the dashboard and the channel setting name them: one
+# message each ("channel.<key>", English msgid; the Russian is in the catalogue).
+CHANNEL_LABELS: dict[str, MessageKind] = {key: define(f"channel.{key}", name) for key, name in (
+    ("site_chat", N_("Website chat")),
+    ("vk", N_("VK")),
+    ("avito", N_("Avito")),
+    ("email", N_("E-mail")),
+    ("other", N_("Other channel")),
+    ("unknown", N_("Unknown channel")),
+)}
+# Brand names are the same in every language: said as they are, never looked up in a catalogue.
+CHANNEL_LABELS.update({key: define(f"channel.{key}", name, literal=True) for key, name in (
+    ("telegram", "Telegram"), ("whatsapp", "WhatsApp"), ("instagram", "Instagram"), ("facebook", "Facebook Messenger"),
+    ("viber", "Viber"), ("tiktok", "TikTok"), ("mercadolibre", "Mercado Libre"), ("lazada", "Lazada"),
+    ("apple_messages", "Apple Messages for Business"), ("sms", "SMS"),
+)})
 # Channels an integration does not pass until the admin switches them on: the spec passes chats
 # (the site chat and messengers), and e-mail conversations are not chats.
 DEFAULT_EXCLUDED_CHANNELS = ("email",)
@@ -102,26 +101,37 @@ def channel_for_origin(origin: str | None) -> str:
 
 
 def messenger_name(origin: str) -> str:
+    """A known code's messenger name; an unknown code whose words name a messenger says that name
+    with its capitals (`instagram` → «Instagram», `com.x.facebook` → «Facebook Messenger (com.x.facebook)»);
+    anything else is the code as amoCRM sent it."""
     known = _known(origin)
-    return known.name if known else origin
+    if known:
+        return known.name
+    channel = channel_for_origin(origin)
+    if channel in ("other", "unknown"):
+        return origin
+    name = CHANNEL_LABELS[channel].template  # brand names (literal); the others are not found by words
+    return name if name.casefold() == origin.strip().casefold() else f"{name} ({origin})"
 
 
-def channel_label(channel: str | None, lang: str = "ru") -> str:
-    if not channel:
-        channel = "unknown"
-    pair = CHANNEL_LABELS.get(channel)
-    if pair is None:
-        return channel
-    return pair[1] if lang == "en" else pair[0]
+def channel_message(channel: str | None) -> Message | None:
+    kind = CHANNEL_LABELS.get(channel or "unknown")
+    return kind() if kind else None
 
 
-def excluded_channel_reason(excluded_channels, origin: str | None) -> str | None:
+def channel_label(channel: str | None, translations: Translations | None = None) -> str:
+    """The channel's name in the language of `translations` (English without)."""
+    message = channel_message(channel)
+    return render(message, translations) if message else (channel or "")
+
+
+def excluded_channel_reason(excluded_channels, origin: str | None) -> Message | None:
     """Why a talk from `origin` is not passed (its channel is switched off in the integration), or
     None when it is passed. Shown on the event; switching the channel on and replaying records it."""
     channel = channel_for_origin(origin)
     if channel not in (excluded_channels or ()):
         return None
-    return f"канал {channel_label(channel, 'ru')} не передаётся: включите его в настройках интеграции"
+    return CHANNEL_EXCLUDED(channel=channel_message(channel))
 
 
 # The `service` amoCRM's site button passes to `onButtonClick(service, link)` (amocrm-api.md §6) and

@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
 from core.event_status import EventStatus, check_constraint_sql
+from core import attribution_reasons, event_reasons  # noqa: F401 - registers the codes the reason columns hold
+from core.messages import Message
 from core.messengers import DEFAULT_EXCLUDED_CHANNELS
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -26,6 +28,14 @@ def _request_search_text_default(context) -> str | None:
     # A column default, so every INSERT made through SQLAlchemy (ORM or Core, one row or many) fills it.
     params = context.get_current_parameters()
     return request_search_text(params.get("contact_name"), params.get("email"), params.get("phone"))
+
+
+def stored_message(message: Message | None) -> tuple[str | None, dict | None]:
+    """(code, params) columns for a message; for bulk inserts and updates that bypass the properties."""
+    if message is None:
+        return None, None
+    data = message.to_json()
+    return data["code"], data["params"]
 
 
 class Account(Base):
@@ -320,7 +330,10 @@ class WebhookEvent(Base):
     talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     item: Mapped[dict] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.RECEIVED.value)
-    status_reason: Mapped[str | None] = mapped_column(sa.String(300))
+    # Why the event has its status, as a message code + params (core/event_reasons.py), said in the
+    # reader's language; `status_message` reads and writes both.
+    status_reason_code: Mapped[str | None] = mapped_column(sa.String(80))
+    status_reason_params: Mapped[dict | None] = mapped_column(JSONType)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -330,6 +343,15 @@ class WebhookEvent(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("requests.id", ondelete="SET NULL"))
     replay_run_id: Mapped[int | None] = mapped_column(sa.ForeignKey("replay_runs.id", ondelete="SET NULL"), index=True)
+
+    @property
+    def status_message(self) -> Message | None:
+        return Message.from_json(self.status_reason_code, self.status_reason_params)
+
+    @status_message.setter
+    def status_message(self, message: Message | None) -> None:
+        self.status_reason_code, self.status_reason_params = stored_message(message)
+
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "dedupe_key"),
         sa.Index("ix_webhook_events_integration_status", "integration_id", "status"),
@@ -395,12 +417,23 @@ class ChatRequest(Base):
     referrer: Mapped[str | None] = mapped_column(sa.Text)
     entrance_page: Mapped[str | None] = mapped_column(sa.Text)
     attribution: Mapped[str] = mapped_column(sa.String(20))  # session | messenger | default
-    attribution_reason: Mapped[str] = mapped_column(sa.String(500))
+    # Why this attribution, as a message code + params (core/attribution_reasons.py).
+    attribution_reason_code: Mapped[str] = mapped_column(sa.String(80))
+    attribution_reason_params: Mapped[dict | None] = mapped_column(JSONType)
     amo_lead_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     amo_contact_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Case-folded name, email and phone digits for the Raw data search (filled by the default).
     search_text: Mapped[str | None] = mapped_column(sa.Text, default=_request_search_text_default)
+
+    @property
+    def attribution_message(self) -> Message | None:
+        return Message.from_json(self.attribution_reason_code, self.attribution_reason_params)
+
+    @attribution_message.setter
+    def attribution_message(self, message: Message | None) -> None:
+        self.attribution_reason_code, self.attribution_reason_params = stored_message(message)
+
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "talk_id"),
         sa.Index("ix_requests_account_created", "account_id", "created_at"),

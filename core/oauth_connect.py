@@ -49,11 +49,12 @@ class ConnectError(Exception):
     denied | bad_callback | code_rejected | amocrm_unavailable | unknown_confirmation |
     confirmation_used | code_expired | wrong_account"""
 
-    def __init__(self, code: str, message: str, integration_id: int | None = None):
+    def __init__(self, code: str, message: str, integration_id: int | None = None, amocrm_error: str | None = None):
         super().__init__(message)
         self.code = code
-        self.message = message
+        self.message = message  # English, for logs and the Data API; people read the code's text
         self.integration_id = integration_id
+        self.amocrm_error = amocrm_error  # amoCRM's own `error` code on the redirect (access_denied…)
 
 
 def start_connect(session: Session, services: Services, integration: Integration, mode: str = "popup",
@@ -138,7 +139,8 @@ def receive_callback(services: Services, *, state: str | None, code: str | None,
             session.commit()
         integration_id = row.integration_id
         if error:
-            raise ConnectError("denied", "Access was not granted in amoCRM (" + error[:60] + "): connect again and press «Разрешить».", integration_id)
+            raise ConnectError("denied", "Access was not granted in amoCRM (" + error[:60] + "): connect again and press «Allow».",
+                               integration_id, amocrm_error=error[:60])
         if not code or not referer:
             raise ConnectError("bad_callback", "amoCRM's answer lacks the code or the account (referer).", integration_id)
         referer_host = _referer_host(services, referer, integration_id)
@@ -264,7 +266,7 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
             result.webhook_registered = True
         except AmoCrmError as exc:
             warning = (f"The webhook was not registered in amoCRM ({exc}). Add it by hand: amoCRM → Settings → "
-                       f"Integrations → Webhooks, the «Webhook url» for the event «Беседа изменена».")
+                       f"Integrations → Webhooks, the «Webhook url» for the event «Talk changed».")
             result.warnings.append(warning)
             integration.last_error = warning
         result.to_enqueue = unpark_events(session, integration_id)

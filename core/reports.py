@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
 from core import event_status
+from core.messages import N_, Message, Translations, define, render
 from core.messengers import CHANNEL_LABELS, channel_label  # noqa: F401 (the report's column names)
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 
@@ -41,25 +42,22 @@ MAX_ID = 2**62
 REQUEST_COLUMNS = (
     "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "phone_raw", "email",
     "created_at", "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
-    "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason",
+    "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution",
     "amo_lead_id", "amo_contact_id",
 )
 EVENT_STATUSES = event_status.ALL
 
 ATTRIBUTION_LABELS = {
-    "session": ("Сессия", "Session"),
-    "messenger": ("Мессенджер", "Messenger"),
-    "default": ("По умолчанию", "Default"),
+    "session": define("attribution.kind.session", N_("Session")),
+    "messenger": define("attribution.kind.messenger", N_("Messenger")),
+    "default": define("attribution.kind.default", N_("By default")),
 }
 LANGS = ("ru", "en")
 
 
-def _pick(pair: tuple[str, str], lang: str) -> str:
-    return pair[1] if lang == "en" else pair[0]
-
-
-def attribution_label(kind: str | None, lang: str = "ru") -> str:
-    return _pick(ATTRIBUTION_LABELS[kind], lang) if kind in ATTRIBUTION_LABELS else (kind or "")
+def attribution_label(kind: str | None, translations: Translations | None = None) -> str:
+    """The attribution kind's name in the language of `translations` (English without)."""
+    return render(ATTRIBUTION_LABELS[kind](), translations) if kind in ATTRIBUTION_LABELS else (kind or "")
 
 
 # --- time zones and dates ------------------------------------------------------------------------
@@ -493,11 +491,15 @@ def load_refs(session: Session, account_id: int, rows: list | None = None) -> Re
     return refs
 
 
-def request_to_dict(row: ChatRequest, refs: Refs | None = None) -> dict:
+def request_to_dict(row: ChatRequest, refs: Refs | None = None, translations: Translations | None = None) -> dict:
+    """The request as the API and the admin show it; `attribution_reason` is said in the language of
+    `translations`, `attribution_reason_code` names it for programs."""
     data = {}
     for column in REQUEST_COLUMNS:
         value = getattr(row, column)
         data[column] = value.isoformat() if isinstance(value, datetime) else value
+    data["attribution_reason"] = render(row.attribution_message, translations)
+    data["attribution_reason_code"] = row.attribution_reason_code
     if refs is not None:
         data.update(
             integration_name=refs.integrations.get(row.integration_id),
@@ -527,70 +529,71 @@ def safe_cell(value) -> str:
 @dataclass(frozen=True)
 class CsvColumn:
     key: str
-    ru: str
-    en: str
+    title: str  # an English msgid; %(tz)s is the time zone of the dates
+    literal: bool = False  # a name of code (utm_source) or the same in every language (Email)
 
-    def header(self, lang: str, tz_name: str) -> str:
-        text = self.en if lang == "en" else self.ru
-        return text.replace("{tz}", tz_name)
+    def header(self, translations: Translations | None, tz_name: str) -> str:
+        if self.literal:
+            return self.title
+        return render(Message(f"csv.{self.key}", self.title, {"tz": tz_name} if "%(tz)s" in self.title else {}),
+                      translations)
 
 
 CSV_COLUMNS: tuple[CsvColumn, ...] = (
-    CsvColumn("id", "ID обращения", "Request ID"),
-    CsvColumn("created_at", "Дата и время ({tz})", "Date and time ({tz})"),
-    CsvColumn("channel", "Канал", "Channel"),
-    CsvColumn("origin", "Код канала amoCRM", "amoCRM channel code"),
-    CsvColumn("contact_name", "Имя контакта", "Contact name"),
-    CsvColumn("phone", "Телефон", "Phone"),
-    CsvColumn("phone_raw", "Телефон как в amoCRM", "Phone as in amoCRM"),
-    CsvColumn("email", "Email", "Email"),
-    CsvColumn("site", "Сайт", "Site"),
-    CsvColumn("campaign", "Рекламная кампания", "Ad campaign"),
-    CsvColumn("source", "Источник", "Source"),
-    CsvColumn("utm_source", "utm_source", "utm_source"),
-    CsvColumn("utm_medium", "utm_medium", "utm_medium"),
-    CsvColumn("utm_campaign", "utm_campaign", "utm_campaign"),
-    CsvColumn("utm_term", "utm_term", "utm_term"),
-    CsvColumn("utm_content", "utm_content", "utm_content"),
-    CsvColumn("referrer", "Реферер", "Referrer"),
-    CsvColumn("entrance_page", "Страница входа", "Entrance page"),
-    CsvColumn("session_id", "ID сессии", "Session ID"),
-    CsvColumn("visitor_id", "ID посетителя", "Visitor ID"),
-    CsvColumn("attribution", "Атрибуция", "Attribution"),
-    CsvColumn("attribution_reason", "Причина атрибуции", "Attribution reason"),
-    CsvColumn("integration", "Интеграция", "Integration"),
-    CsvColumn("talk_id", "ID беседы amoCRM", "amoCRM talk ID"),
-    CsvColumn("amo_lead_url", "Сделка в amoCRM", "amoCRM lead"),
-    CsvColumn("amo_contact_url", "Контакт в amoCRM", "amoCRM contact"),
-    CsvColumn("closed_at", "Беседа закрыта ({tz})", "Talk closed ({tz})"),
+    CsvColumn("id", N_("Request ID")),
+    CsvColumn("created_at", N_("Date and time (%(tz)s)")),
+    CsvColumn("channel", N_("Channel")),
+    CsvColumn("origin", N_("amoCRM channel code")),
+    CsvColumn("contact_name", N_("Contact name")),
+    CsvColumn("phone", N_("Phone")),
+    CsvColumn("phone_raw", N_("Phone as in amoCRM")),
+    CsvColumn("email", "Email", literal=True),
+    CsvColumn("site", N_("Site")),
+    CsvColumn("campaign", N_("Ad campaign")),
+    CsvColumn("source", N_("Source")),
+    CsvColumn("utm_source", "utm_source", literal=True),
+    CsvColumn("utm_medium", "utm_medium", literal=True),
+    CsvColumn("utm_campaign", "utm_campaign", literal=True),
+    CsvColumn("utm_term", "utm_term", literal=True),
+    CsvColumn("utm_content", "utm_content", literal=True),
+    CsvColumn("referrer", N_("Referrer")),
+    CsvColumn("entrance_page", N_("Entrance page")),
+    CsvColumn("session_id", N_("Session ID")),
+    CsvColumn("visitor_id", N_("Visitor ID")),
+    CsvColumn("attribution", N_("Attribution")),
+    CsvColumn("attribution_reason", N_("Attribution reason")),
+    CsvColumn("integration", N_("Integration")),
+    CsvColumn("talk_id", N_("amoCRM talk ID")),
+    CsvColumn("amo_lead_url", N_("Lead in amoCRM")),
+    CsvColumn("amo_contact_url", N_("Contact in amoCRM")),
+    CsvColumn("closed_at", N_("Talk closed (%(tz)s)")),
 )
 _CSV_SOURCE = (
     "id", "created_at", "channel", "origin", "contact_name", "phone", "phone_raw", "email", "site_id", "campaign_id",
     "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
-    "visitor_id", "attribution", "attribution_reason", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
+    "visitor_id", "attribution", "attribution_reason_code", "attribution_reason_params", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
     "closed_at",
 )
 DELIMITERS = {",": ",", ";": ";", "comma": ",", "semicolon": ";", "tab": "\t"}
 
 
-def csv_headers(lang: str = "ru", tz: str = DEFAULT_TZ) -> list[str]:
-    return [c.header(lang, tz) for c in CSV_COLUMNS]
+def csv_headers(translations: Translations | None = None, tz: str = DEFAULT_TZ) -> list[str]:
+    return [c.header(translations, tz) for c in CSV_COLUMNS]
 
 
 def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | None = None, *,
-                      sort: Sort | str | None = None, lang: str = "ru", tz: str = DEFAULT_TZ, delimiter: str = ",",
-                      chunk_rows: int = 1000, bom: bool = True) -> Iterator[str]:
+                      sort: Sort | str | None = None, translations: Translations | None = None, tz: str = DEFAULT_TZ,
+                      delimiter: str = ",", chunk_rows: int = 1000, bom: bool = True) -> Iterator[str]:
     """Every request matching `flt` as CSV text, yielded about `chunk_rows` rows at a time.
 
     Rows come from a server-side cursor (`yield_per`) as plain tuples, never ORM objects, so memory
     stays flat however many rows match. Names (site, campaign, source, integration) are resolved from
     the account's dictionaries loaded once; dates are local to `tz`; channel and attribution are
-    written in `lang`; every text cell is made safe as `safe_cell` says. The UTF-8 BOM (`bom`) makes Excel
+    said in the language of `translations` (the web layer's catalogue; English without); every text cell is made safe as `safe_cell` says. The UTF-8 BOM (`bom`) makes Excel
     read Cyrillic correctly; `delimiter` «;» suits Excel with Russian regional settings."""
     flt = flt or RequestFilter()
     sort = sort if isinstance(sort, Sort) else Sort.parse(sort)
     zone = get_zone(tz)
-    lang = lang if lang in LANGS else "ru"
     delimiter = DELIMITERS.get(delimiter, delimiter)
     if delimiter not in (",", ";", "\t"):
         raise ValidationFailed("delimiter must be a comma, a semicolon or a tab", "delimiter")
@@ -599,7 +602,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     stmt = sort.apply(sa.select(*columns).where(*flt.conditions(account_id)))
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow([safe_cell(h) for h in csv_headers(lang, zone.key)])
+    writer.writerow([safe_cell(h) for h in csv_headers(translations, zone.key)])
     yield ("\ufeff" if bom else "") + buffer.getvalue()
     buffer.seek(0)
     buffer.truncate()
@@ -620,7 +623,10 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     integrations = {k: safe(v) for k, v in refs.integrations.items()}
     bases = refs.amo_bases  # http(s) addresses: never a formula
     channels: dict[str, str] = {}
-    attributions = {k: attribution_label(k, lang) for k in ATTRIBUTIONS}
+    attributions = {k: attribution_label(k, translations) for k in ATTRIBUTIONS}
+
+    def reason_text(code, params):
+        return safe(render(Message.from_json(code, params), translations))
 
     result = session.execute(stmt, execution_options={"yield_per": max(int(chunk_rows), 1)})
     try:
@@ -628,17 +634,18 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
             lines = []
             for (rid, created_at, channel, origin, name, phone, phone_raw, email, site_id, campaign_id, source_id, utm_source,
                  utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
-                 attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at) in partition:
+                 attribution, reason_code, reason_params, integration_id, talk_id, lead_id, contact_id,
+                 closed_at) in partition:
                 label = channels.get(channel)
                 if label is None:
-                    label = channels[channel] = safe(channel_label(channel, lang))
+                    label = channels[channel] = safe(channel_label(channel, translations))
                 base = bases.get(integration_id)
                 lines.append((
                     rid, when(created_at), label, safe(origin), safe(name), safe(phone), safe(phone_raw), safe(email),
                     sites.get(site_id), campaigns.get(campaign_id), sources.get(source_id), safe(utm_source),
                     safe(utm_medium), safe(utm_campaign), safe(utm_term), safe(utm_content), safe(referrer),
                     safe(entrance_page), session_id, safe(visitor_id), attributions.get(attribution) or safe(attribution),
-                    safe(reason), integrations.get(integration_id), talk_id,
+                    reason_text(reason_code, reason_params), integrations.get(integration_id), talk_id,
                     f"{base}/leads/detail/{lead_id}" if base and lead_id else None,
                     f"{base}/contacts/detail/{contact_id}" if base and contact_id else None, when(closed_at),
                 ))
@@ -652,14 +659,16 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
 
 # --- inbox events --------------------------------------------------------------------------------
 
-def event_to_dict(row: WebhookEvent) -> dict:
+def event_to_dict(row: WebhookEvent, translations: Translations | None = None) -> dict:
+    """The event as the API shows it; `status_reason` in the language of `translations`."""
     return {
         "id": row.id,
         "integration_id": row.integration_id,
         "talk_id": row.talk_id,
         "action": row.action,
         "status": row.status,
-        "status_reason": row.status_reason,
+        "status_reason": render(row.status_message, translations) or None,
+        "status_reason_code": row.status_reason_code,
         "attempts": row.attempts,
         "error": row.error,
         "received_at": row.received_at.isoformat(),

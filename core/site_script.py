@@ -34,7 +34,15 @@ from __future__ import annotations
 import json
 import re
 
+from core.messages import N_, Translations, define, render
 from core.models import Integration
+
+# The snippet's comments, in the language of the admin who copies it.
+TITLE = define("site_script.title", N_("Chatsource → amoCRM: the script for your site."))
+TITLE_NAMED = define("site_script.title_named", N_("Chatsource → amoCRM: the script for your site (integration «%(name)s»)."))
+INSTALL = define("site_script.install", N_("Install it on every page of the site below the main Chatsource tracking code."))
+FIELD_OF = {"lead": define("site_script.field_of_lead", N_("the session field of the lead in amoCRM")),
+            "contact": define("site_script.field_of_contact", N_("the session field of the contact in amoCRM"))}
 
 BUTTON_OBJECTS = ("amo_social_button", "crm_plugin")  # amoCRM, Kommo
 BUTTON_QUEUES = ("amoSocialButton", "crmPlugin")  # their command queues (callbacks are registered there)
@@ -45,21 +53,24 @@ def _comment_safe(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"-{2,}|[<>]", " ", text or "")).strip()[:200]
 
 
-def render_site_script(field_id: int, entity: str = "lead", integration_name: str | None = None) -> str:
-    """The script for a custom field of the lead (`entity="lead"`) or the contact (`"contact"`)."""
+def render_site_script(field_id: int, entity: str = "lead", integration_name: str | None = None,
+                       translations: Translations | None = None) -> str:
+    """The script for a custom field of the lead (`entity="lead"`) or the contact (`"contact"`); its
+    comments in the language of `translations` (English without)."""
     if entity not in ("lead", "contact"):
         raise ValueError("entity must be 'lead' or 'contact'")
     if isinstance(field_id, bool) or not isinstance(field_id, int) or field_id <= 0:
         raise ValueError("field_id must be an amoCRM custom field id")
-    where = "сделки" if entity == "lead" else "контакта"
     name = _comment_safe(integration_name or "")
-    title = f" (интеграция «{name}»)" if name else ""
+    title = render(TITLE_NAMED(name=name) if name else TITLE(), translations)
+    install = _comment_safe(render(INSTALL(), translations))
+    field_note = render(FIELD_OF[entity](), translations).replace("\n", " ")
     return (
-        f"<!-- Chatsource → amoCRM: скрипт для вашего сайта{title}.\n"
-        "     Установите на каждой странице сайта ниже основного кода отслеживания Chatsource. -->\n"
+        f"<!-- {_comment_safe(title)}\n"
+        f"     {install} -->\n"
         "<script>\n"
         "(function (w) {\n"
-        f"  var FIELD_ID = {int(field_id)}, ENTITY = {json.dumps(entity)}; // поле сессии {where} в amoCRM\n"
+        f"  var FIELD_ID = {int(field_id)}, ENTITY = {json.dumps(entity)}; // {field_note}\n"
         f"  var BUTTONS = {json.dumps(list(BUTTON_OBJECTS))}, handed = [];\n"
         f"  var QUEUES = {json.dumps(list(BUTTON_QUEUES))}, EVENTS = {json.dumps(list(REAPPLY_ON))}, hooked = [];\n"
         "  function meta(id) {\n"
@@ -114,9 +125,9 @@ def render_site_script(field_id: int, entity: str = "lead", integration_name: st
     )
 
 
-def site_script(services, integration: Integration) -> str | None:
+def site_script(services, integration: Integration, translations: Translations | None = None) -> str | None:
     """The integration's script, or None until its session custom field is chosen (step 3)."""
     if not integration.session_field_id:
         return None
     entity = "lead" if integration.session_field_entity == "leads" else "contact"
-    return render_site_script(int(integration.session_field_id), entity, integration.name)
+    return render_site_script(int(integration.session_field_id), entity, integration.name, translations)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.errors import AmoApiError, AmoBlocked, AmoCrmError, AmoTransient, ReauthRequired
+from core import attribution_reasons, event_reasons
 from core.attribution import attribute, clean_session_value
 from core.click_attribution import attribute_by_click
 from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
@@ -28,7 +29,8 @@ from core import event_status
 from core.db import insert_ignoring_conflicts, utcnow
 from core.event_status import EventStatus
 from core.messengers import channel_for_origin, excluded_channel_reason
-from core.models import ChatRequest, Integration, WebhookEvent
+from core.messages import Message
+from core.models import ChatRequest, Integration, WebhookEvent, stored_message
 from core.ratelimit import RateLimitTimeout
 from core.services import Services
 from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY
@@ -42,8 +44,6 @@ RETRY_BASE_SECONDS = 10
 RETRY_MAX_SECONDS = 600
 STUCK_RECEIVED_SECONDS = 60
 STUCK_PROCESSING_SECONDS = 180
-# The start of the reason of a request that reconciliation found (core.reconciliation).
-RECONCILED_REASON = "Найдено сверкой с amoCRM: вебхук не пришёл. "
 
 
 @dataclass
@@ -161,7 +161,7 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
         if integration is None:
             return 0
         if not integration.is_active:
-            _finish(events, EventStatus.IGNORED, "интеграция выключена до обработки")
+            _finish(events, EventStatus.IGNORED, event_reasons.SWITCHED_OFF_BEFORE_PROCESSING())
             session.commit()
             return 0
         if integration.status == "needs_reauth":
@@ -182,7 +182,7 @@ def process_claimed(services: Services, integration_id: int, event_ids: list[int
             # and a replay after switching it on must find it on.
             excluded = excluded_channel_reason(integration.excluded_channels, event.item.get("origin"))
             if event.talk_id in existing:
-                _finish([event], EventStatus.DONE, "обращение по этой беседе уже записано", existing[event.talk_id])
+                _finish([event], EventStatus.DONE, event_reasons.ALREADY_RECORDED(), existing[event.talk_id])
             elif excluded:
                 _finish([event], EventStatus.IGNORED, excluded)
             else:
@@ -237,8 +237,9 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
                                 talk_created_at=created_at)
     vs = result.session
     reason = result.reason
-    if item.get(SOURCE_KEY) == RECONCILIATION_SOURCE:
-        reason = RECONCILED_REASON + reason
+    if item.get(SOURCE_KEY) == RECONCILIATION_SOURCE:  # found by core.reconciliation, not by a webhook
+        reason = attribution_reasons.RECONCILED(reason=reason)
+    reason_code, reason_params = stored_message(reason)
     values = dict(
         account_id=integration.account_id,
         integration_id=integration.id,
@@ -265,7 +266,8 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         referrer=vs.referrer if vs else None,
         entrance_page=vs.entrance_page if vs else None,
         attribution=result.kind,
-        attribution_reason=reason[:500],
+        attribution_reason_code=reason_code,
+        attribution_reason_params=reason_params,
         amo_lead_id=lead_id,
         amo_contact_id=contact_id,
         recorded_at=utcnow(),
@@ -278,7 +280,8 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
     return new_id
 
 
-_ENTITY_NAMES = {"leads": ("сделке", "сделки"), "contacts": ("контакте", "контакта")}
+# Where the session field's value was found when the chosen entity's field was empty.
+_TAKEN_FROM_OTHER = {"leads": attribution_reasons.FIELD_FROM_CONTACT, "contacts": attribution_reasons.FIELD_FROM_LEAD}
 
 
 def session_field_value(integration: Integration, entity: dict | None, entity_type: str) -> str | None:
@@ -291,7 +294,7 @@ def session_field_value(integration: Integration, entity: dict | None, entity_ty
     return clean_session_value(value)
 
 
-def read_session_field(integration: Integration, lead: dict | None, contact: dict | None) -> tuple[str | None, str | None]:
+def read_session_field(integration: Integration, lead: dict | None, contact: dict | None) -> tuple[str | None, Message | None]:
     """(value, note): the chosen entity's session field first, then the other entity's; the note
     says so when the value came from the other one («поле сессии пусто в сделке, взято из контакта»)."""
     chosen = integration.session_field_entity
@@ -303,18 +306,18 @@ def read_session_field(integration: Integration, lead: dict | None, contact: dic
     value = session_field_value(integration, entities[other], other)
     if value is None:
         return None, None
-    return value, f"поле сессии пусто в {_ENTITY_NAMES[chosen][0]}, взято из {_ENTITY_NAMES[other][1]}"
+    return value, _TAKEN_FROM_OTHER[chosen]()
 
 
 def _lead_id(item: dict) -> int | None:
     return _int(item.get("entity_id")) if item.get("entity_type") == "lead" else None
 
 
-def _finish(events, status: str, reason: str | None, request_id: int | None = None) -> None:
+def _finish(events, status: str, reason: Message | None, request_id: int | None = None) -> None:
     now = utcnow()
     for event in events:
         event.status = status
-        event.status_reason = reason
+        event.status_message = reason
         event.processed_at = now
         event.claim_token = None
         event.next_attempt_at = None
@@ -336,7 +339,7 @@ def release_for_retry(session: Session, event_ids: list[int], error: str) -> flo
         event.claim_token = None
         if event.attempts >= MAX_ATTEMPTS:
             event.status = EventStatus.FAILED
-            event.status_reason = f"не удалось после {event.attempts} попыток"
+            event.status_message = event_reasons.FAILED_AFTER_ATTEMPTS(attempts=event.attempts)
             event.processed_at = now
         else:
             event.status = EventStatus.RECEIVED
@@ -344,12 +347,18 @@ def release_for_retry(session: Session, event_ids: list[int], error: str) -> flo
     return delay
 
 
+def _reason_values(reason: Message | None) -> dict:
+    """The status reason columns for a bulk UPDATE."""
+    code, params = stored_message(reason)
+    return {"status_reason_code": code, "status_reason_params": params}
+
+
 def park_events(session: Session, integration_id: int, error: str) -> int:
     """The integration lost its authorisation: keep its events (not lost, not retried to death)."""
     result = session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_(event_status.PENDING))
-        .values(status=EventStatus.PARKED, status_reason="нужно переподключить amoCRM", error=error[:2000], claim_token=None)
+        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_((EventStatus.RECEIVED, "processing")))
+        .values(status=EventStatus.PARKED, **_reason_values(event_reasons.NEEDS_REAUTH()), error=error[:2000], claim_token=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
@@ -366,7 +375,7 @@ def unpark_events(session: Session, integration_id: int) -> list[int]:
         session.execute(
             sa.update(WebhookEvent)
             .where(WebhookEvent.id.in_(ids))
-            .values(status=EventStatus.RECEIVED, status_reason=None, next_attempt_at=None, attempts=0)
+            .values(status=EventStatus.RECEIVED, **_reason_values(None), next_attempt_at=None, attempts=0)
             .execution_options(synchronize_session=False)
         )
     return ids
@@ -382,7 +391,7 @@ def sweep_stuck(session: Session, now: datetime | None = None,
     # like any other retry: the database owns the count, whoever re-sends.
     session.execute(
         sa.update(WebhookEvent).where(stale, WebhookEvent.attempts >= MAX_ATTEMPTS)
-        .values(status=EventStatus.FAILED, status_reason=f"рабочий процесс прерывался {MAX_ATTEMPTS} раз",
+        .values(status=EventStatus.FAILED, **_reason_values(event_reasons.WORKER_INTERRUPTED(attempts=MAX_ATTEMPTS)),
                 claim_token=None, processed_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from core.db import utcnow
+from core.messages import N_, Translations, define, render
 from core.models import UTM_FIELDS, Site, VisitorSession
 from core.ratelimit import Quota, client_bucket
 from core.settings import Settings
@@ -335,7 +336,10 @@ def script_url(public_url: str, site: Site) -> str:
     return f"{public_url.rstrip('/')}/t/{site.site_key}.js"
 
 
-def tracking_snippet(public_url: str, site: Site) -> str:
+SNIPPET_TITLE = define("tracking.snippet_title", N_("Chatsource: the main tracking code of the site %(domain)s"))
+
+
+def tracking_snippet(public_url: str, site: Site, translations: Translations | None = None) -> str:
     """The main tracking code as the site owner pastes it into every page (before </head>).
 
     It defines a tiny `window.Chatsource` queue at once, so "the script for your site" and the site's
@@ -343,7 +347,7 @@ def tracking_snippet(public_url: str, site: Site) -> str:
     """
     src = json.dumps(script_url(public_url, site))
     return (
-        f"<!-- Chatsource: основной код отслеживания сайта {html.escape(site.domain)} -->\n"
+        f"<!-- {render(SNIPPET_TITLE(domain=html.escape(site.domain)), translations).replace('--', ' ')} -->\n"
         "<script>\n"
         "(function (w, d, u) {\n"
         "  w.Chatsource = w.Chatsource || {_q: [], onReady: function (f) { this._q.push(f); }};\n"

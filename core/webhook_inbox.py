@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import event_reasons
 from core.crypto import sha256_hex
 from core.db import insert_ignoring_conflicts, utcnow
 from core.event_status import EventStatus
 from core.messengers import excluded_channel_reason
-from core.models import Integration, WebhookEvent
+from core.messages import Message
+from core.models import Integration, WebhookEvent, stored_message
 
 TALK_FIELDS = (
     "talk_id", "created_at", "updated_at", "rate", "contact_id", "chat_id", "entity_id",
@@ -191,16 +193,16 @@ class StoreResult:
     statuses: dict = field(default_factory=dict)
 
 
-def initial_status(integration, item: TalkItem) -> tuple[str, str | None]:
+def initial_status(integration, item: TalkItem) -> tuple[str, Message | None]:
     if not item.is_closed:
-        return EventStatus.SKIPPED, "беседа не завершена (is_in_work≠0)"
+        return EventStatus.SKIPPED, event_reasons.TALK_OPEN()
     if not integration.is_active:
-        return EventStatus.IGNORED, "интеграция не активна"
+        return EventStatus.IGNORED, event_reasons.INTEGRATION_INACTIVE()
     excluded = excluded_channel_reason(integration.excluded_channels, item.fields.get("origin"))
     if excluded:
         return EventStatus.IGNORED, excluded
     if integration.status == "needs_reauth":
-        return EventStatus.PARKED, "нужно переподключить amoCRM"
+        return EventStatus.PARKED, event_reasons.NEEDS_REAUTH()
     return EventStatus.RECEIVED, None
 
 
@@ -228,6 +230,7 @@ def store_talk_items(session: Session, integration, items: list[tuple[TalkItem, 
     table = WebhookEvent.__table__
     for item, key, extra in items:
         status, reason = initial_status(integration, item)
+        reason_code, reason_params = stored_message(reason)
         payload = dict(item.fields)
         payload.update(extra)
         new_id = insert_ignoring_conflicts(
@@ -242,7 +245,8 @@ def store_talk_items(session: Session, integration, items: list[tuple[TalkItem, 
                 talk_id=item.talk_id,
                 item=payload,
                 status=status,
-                status_reason=reason,
+                status_reason_code=reason_code,
+                status_reason_params=reason_params,
                 attempts=0,
                 received_at=now,
             ),

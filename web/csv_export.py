@@ -6,13 +6,16 @@ from datetime import datetime
 from flask import Response
 
 from core import reports
+from web.messages import translations_for
 
 
 def requests_csv_response(session_factory, account_id: int, flt, *, sort, lang: str, zone, delimiter: str) -> Response:
+    translations = translations_for(lang)
+
     def generate():
         # Its own session: the rows stream after the view has returned.
         with session_factory() as session:
-            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, lang=lang, tz=zone.key,
+            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, translations=translations, tz=zone.key,
                                                  delimiter=reports.DELIMITERS[delimiter])
 
     stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")

@@ -108,22 +108,36 @@ def _flask_admin_catalogues() -> dict[str, Path]:
             if (root / locale / "LC_MESSAGES" / "admin.po").exists()}
 
 
+OVERRIDES = "flask_admin_overrides.po"  # our corrections to Flask-Admin's wording, per locale
+
+
 def compile_catalogues(directory: Path = TRANSLATIONS_DIR, with_flask_admin: bool = True) -> list[Path]:
-    """Compile our `messages.po` files (and Flask-Admin's `admin.po`) whose `.mo` is missing or older.
-    Returns the files written."""
+    """Compile our `messages.po` files (and Flask-Admin's `admin.po`, with our `flask_admin_overrides.po`
+    on top) whose `.mo` is missing or older. Returns the files written."""
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
-    jobs = [(po, po.with_suffix(".mo"), po.parent.parent.name) for po in sorted(directory.glob("*/LC_MESSAGES/*.po"))]
+    jobs = [(po, po.with_suffix(".mo"), po.parent.parent.name, None)
+            for po in sorted(directory.glob("*/LC_MESSAGES/*.po")) if po.name != OVERRIDES]
     if with_flask_admin:
-        jobs += [(po, directory / locale / "LC_MESSAGES" / "admin.mo", locale) for locale, po in _flask_admin_catalogues().items()]
+        for locale, po in _flask_admin_catalogues().items():
+            overrides = directory / locale / "LC_MESSAGES" / OVERRIDES
+            jobs.append((po, directory / locale / "LC_MESSAGES" / "admin.mo", locale,
+                         overrides if overrides.exists() else None))
     written = []
-    for po_path, mo_path, locale in jobs:
-        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+    for po_path, mo_path, locale, overrides in jobs:
+        newest = max(po_path.stat().st_mtime, overrides.stat().st_mtime if overrides else 0)
+        if mo_path.exists() and mo_path.stat().st_mtime >= newest:
             continue
         try:
             with po_path.open("rb") as fh:
                 catalog = read_po(fh, locale=locale)
+            if overrides:
+                with overrides.open("rb") as fh:
+                    for message in read_po(fh, locale=locale):
+                        if message.id:
+                            catalog.delete(message.id)  # setting an existing id would keep its old string
+                            catalog[message.id] = message
             mo_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = mo_path.with_name(mo_path.stem + ".tmp.mo")  # git-ignored like the .mo
             with tmp.open("wb") as fh:
@@ -149,6 +163,10 @@ def init_i18n(app: Flask) -> None:
     compile_catalogues()
     babel.init_app(app, locale_selector=select_locale)
     app.register_blueprint(bp)
+
+    from web.messages import say
+
+    app.jinja_env.filters["say"] = say  # {{ message|say }}: a core message in the page's language
 
     @app.context_processor
     def _locale_context():

@@ -21,8 +21,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from core.messages import N_
 from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connect, confirmation_details, receive_callback
-from web.admin.messages import connect_error
+from web.admin.messages import CONNECT_ERRORS, connect_error
 from web.extensions import csrf, db
 from web.i18n import safe_next
 from workers import outbox
@@ -46,6 +47,28 @@ def _integration_url(integration_id: int | None) -> str | None:
         return None
 
 
+# OAuth 2.0's error codes (RFC 6749 §4.1.2.1) that amoCRM puts on the redirect, in words.
+AMOCRM_ERRORS = {
+    "access_denied": N_("access was refused"),
+    "invalid_request": N_("the request was malformed"),
+    "unauthorized_client": N_("the integration may not ask for access"),
+    "unsupported_response_type": N_("the kind of request is not supported"),
+    "invalid_scope": N_("the requested rights are not valid"),
+    "server_error": N_("amoCRM had an internal error"),
+    "temporarily_unavailable": N_("amoCRM is temporarily unavailable"),
+}
+
+
+def _detail(exc: ConnectError) -> str:
+    """A line under the message: amoCRM's own answer in words; nothing when the code says it all
+    (core's English `message` is for logs and the API, not for the page)."""
+    if exc.amocrm_error:
+        said = AMOCRM_ERRORS.get(exc.amocrm_error)
+        return _("amoCRM's answer: %(answer)s (%(code)s)", answer=_(said) if said else exc.amocrm_error,
+                 code=exc.amocrm_error)
+    return "" if exc.code in CONNECT_ERRORS else exc.message
+
+
 def _failure(exc: ConnectError):
     log.info("amoCRM connect failed: %s (integration %s)", exc.code, exc.integration_id)
     message = connect_error(exc.code, exc.message)
@@ -55,7 +78,7 @@ def _failure(exc: ConnectError):
     flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
     return _private(render_template(
         "oauth_result.html", ok=False, code=exc.code, message=message,
-        detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
+        detail=_detail(exc), integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
     ), 400)
 
 

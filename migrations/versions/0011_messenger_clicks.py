@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from core.db import UTCDateTime
 
 revision = '0011'
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

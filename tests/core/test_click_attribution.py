@@ -14,11 +14,18 @@ from core.attribution import attribute
 from core.click_attribution import attribute_by_click, click_reason, collect_click, record_click
 from core.db import create_engine, session_factory
 from core.models import Account, Campaign, Integration, MessengerClick, MessengerMapping, Site, VisitorSession
+from core.messages import render
 from core.tracking import Hit, TrackingInputError, parse_hit
+from web.messages import translations_for
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
 CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/126.0.0.0 Safari/537.36")
+
+
+def said(message) -> str:
+    """A reason as the Russian admin shows it."""
+    return render(message, translations_for("ru"))
 
 
 @pytest.fixture
@@ -84,7 +91,7 @@ def test_the_one_session_that_clicked_telegram_gets_the_chat(factory, world):
         result = attribute_talk(db, world)
         assert result.kind == "session" and result.session.id == vs.id
         assert result.campaign_id == world["campaign_id"] and result.site_id == world["site_id"]
-        assert result.reason == f"По клику на кнопку Telegram на сайте за 3 мин до начала беседы, сессия {vs.id}: РК «Директ»"
+        assert said(result.reason) == f"По клику на кнопку Telegram на сайте за 3 мин до начала беседы, сессия {vs.id}: РК «Директ»"
         claimed = db.scalar(sa.select(MessengerClick))
         assert (claimed.claimed_integration_id, claimed.claimed_talk_id) == (world["integration_id"], 1001)
 
@@ -95,7 +102,7 @@ def test_the_talks_own_field_wins_over_a_click(factory, world):
         clicker = new_session(db, world, visitor="visitor-clicker")
         click(db, world, clicker)
         result = attribute_talk(db, world, field=str(own.id))
-        assert result.kind == "session" and result.session.id == own.id and "из поля amoCRM" in result.reason
+        assert result.kind == "session" and result.session.id == own.id and "из поля amoCRM" in said(result.reason)
         assert db.scalar(sa.select(MessengerClick.claimed_talk_id)) is None  # the click is still free
 
 
@@ -106,8 +113,9 @@ def test_several_candidate_sessions_are_not_guessed(factory, world):
         result = attribute_talk(db, world, created_at=T0 + timedelta(minutes=10))
         assert result.kind == "messenger" and result.campaign_id == world["telegram_campaign_id"]
         assert result.session is None
-        assert result.reason.endswith(". " + click_reason("ambiguous", channel="telegram", candidates=3, window_minutes=30))
-        assert "кандидатов: 3" in result.reason
+        assert result.reason.code == click_reason("ambiguous", reason=None, channel="telegram", candidates=3,
+                                                  window_minutes=30).code
+        assert "кандидатов: 3" in said(result.reason)
         assert db.scalar(sa.select(sa.func.count()).where(MessengerClick.claimed_talk_id.is_not(None))) == 0
 
 
@@ -117,7 +125,7 @@ def test_one_visitor_clicking_twice_is_one_candidate(factory, world):
         click(db, world, vs, at=T0)
         click(db, world, vs, at=T0 + timedelta(minutes=2))
         result = attribute_talk(db, world, created_at=T0 + timedelta(minutes=2, seconds=40))
-        assert result.kind == "session" and "за 40 с до начала беседы" in result.reason
+        assert result.kind == "session" and "за 40 с до начала беседы" in said(result.reason)
         # Both of its clicks are spent on this chat: they cannot make a later chat of someone else theirs.
         assert db.scalar(sa.select(sa.func.count()).where(MessengerClick.claimed_talk_id == 1001)) == 2
 
@@ -156,7 +164,7 @@ def test_whatsapp_talk_origins_match_the_whatsapp_button(factory, world):
     with factory() as db:
         click(db, world, new_session(db, world), service="whatsapp")
         result = attribute_talk(db, world, origin="com.amocrm.amocrmwa")
-        assert result.kind == "session" and "кнопку WhatsApp" in result.reason
+        assert result.kind == "session" and "кнопку WhatsApp" in said(result.reason)
 
 
 def test_another_accounts_clicks_never_count(factory, world):

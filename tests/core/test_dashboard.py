@@ -9,6 +9,7 @@ from core import dashboard
 from core.catalog import ValidationFailed, create_campaign
 from core.db import utcnow
 from core.models import Integration
+from web.messages import catalogues
 from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow
@@ -16,7 +17,8 @@ NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow
 
 def build(services, account_id, *args, **kwargs):
     with services.session_factory() as session:
-        return dashboard.build_dashboard(session, account_id, *args, now=kwargs.pop("now", NOW), **kwargs)
+        return dashboard.build_dashboard(session, account_id, *args, now=kwargs.pop("now", NOW),
+                                         catalogues=kwargs.pop("catalogues", catalogues()), **kwargs)
 
 
 def test_requests_per_local_day_by_channel_campaign_and_source(services, account_id):

@@ -9,14 +9,15 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from core.reports import RequestFilter, iter_requests_csv, safe_cell
+from web.messages import translations_for
 from tests.helpers.report_data import add_request, add_requests_bulk, request_values, seed_catalog
 
 T0 = datetime(2026, 11, 23, 21, 30, tzinfo=timezone.utc)  # 2026-11-24 00:30 in Moscow
 
 
-def export(services, account_id, flt=None, **kw) -> str:
+def export(services, account_id, flt=None, lang="ru", **kw) -> str:
     with services.session_factory() as session:
-        return "".join(iter_requests_csv(session, account_id, flt, **kw))
+        return "".join(iter_requests_csv(session, account_id, flt, translations=translations_for(lang), **kw))
 
 
 def parse(text: str, delimiter: str = ",") -> list[list[str]]:

@@ -60,9 +60,12 @@ def request_values(account_id: int, integration_id: int, created_at: datetime, *
     row = dict(
         account_id=account_id, integration_id=integration_id, talk_id=talk_id, chat_id=f"chat-{talk_id}",
         origin="telegram", channel="telegram", contact_name=None, phone=None, email=None, created_at=created_at,
-        closed_at=created_at + timedelta(minutes=5), attribution="default", attribution_reason="нет сессии",
+        closed_at=created_at + timedelta(minutes=5), attribution="default",
         amo_lead_id=talk_id + 1, amo_contact_id=talk_id + 2, recorded_at=created_at + timedelta(minutes=5),
     )
+    # A reason given as words is stored as words are from before codes: the `legacy` message.
+    reason = values.pop("attribution_reason", "нет сессии")
+    row.update(attribution_reason_code="legacy", attribution_reason_params={"text": reason})
     row.update(values)
     return row
 

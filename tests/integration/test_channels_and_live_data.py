@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.models import WebhookEvent
+from core.messages import render
+from core.models import ChatRequest, WebhookEvent
 from tests.helpers.apps import drain
+from web.messages import translations_for
 from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +58,8 @@ def test_switching_a_channel_off_applies_to_events_already_waiting(app, client, 
     drain(app)
     assert requests_of(client, api) == []
     with services.session_factory() as session:
-        reasons = session.scalars(sa.select(WebhookEvent.status_reason).where(WebhookEvent.status == "ignored")).all()
+        ignored = session.scalars(sa.select(WebhookEvent).where(WebhookEvent.status == "ignored")).all()
+        reasons = [render(e.status_message, translations_for("ru")) for e in ignored]
     assert reasons == ["канал Instagram не передаётся: включите его в настройках интеграции"]
 
 

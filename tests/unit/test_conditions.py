@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import re
+
 import pytest
 
 from core.conditions import (
@@ -205,3 +207,23 @@ def test_stored_rules_that_are_broken_do_not_match_and_do_not_raise():
     assert not matches([[cond("nope", "eq", "yandex")]], params)
     assert not matches([["junk", 5]], params)
     assert not matches("junk", params)
+
+
+@pytest.mark.parametrize("pattern, problem", [
+    ("(abc", "missing_paren"), ("abc)", "unexpected_paren"), ("[abc", "missing_bracket"), ("[z-a]", "bad_range"),
+    ("*a", "nothing_to_repeat"), ("a**", "double_repeat"), ("a{1001}", "bad_count"), ("abc\\", "trailing_backslash"),
+    ("\\q", "bad_escape"), ("(?<n", "bad_group_name"),
+])
+def test_a_regex_mistake_is_named_by_our_own_message(pattern, problem):
+    """The admin names the mistake in its own words (issue 15 item 9), not RE2's English «missing ): (abc»;
+    the API keeps RE2's words in `message`."""
+    from core.messages import render
+    from web.messages import translations_for
+
+    err = _error([[cond("utm_source", "regex", pattern)]])
+    assert err.said.code.startswith("conditions.regex_invalid") and err.said.params["problem"].code.endswith("." + problem)
+    for lang in ("ru", "en"):
+        text = render(err.said, translations_for(lang))
+        said = text.split(": ", 2)[-1]  # after «Group 1, condition 1: the regular expression is invalid»
+        assert not re.search(r"missing|unexpected|invalid|bad|argument|repetition operator:", said), said
+    assert not re.search(r"[a-z]{4,}", render(err.said, translations_for("ru")).replace("utm_source", ""))

@@ -1,6 +1,7 @@
 """Talk origin codes → channels, as live amoCRM and Kommo accounts send them (seen on live accounts; the docs name few)."""
 import pytest
 
+from web.messages import translations_for
 from core.messengers import CHANNEL_LABELS, channel_for_origin, channel_label, messenger_name
 
 
@@ -48,5 +49,24 @@ def test_every_channel_has_a_label_in_both_languages():
     from core.messengers import KNOWN_MESSENGERS
 
     assert {m.channel for m in KNOWN_MESSENGERS} <= set(CHANNEL_LABELS)
-    assert channel_label("email", "ru") == "E-mail" and channel_label("site_chat", "en") == "Website chat"
-    assert channel_label("brand_new", "ru") == "brand_new"
+    ru, en = translations_for("ru"), translations_for("en")
+    assert channel_label("email", ru) == "E-mail" and channel_label("site_chat", en) == "Website chat"
+    assert channel_label("site_chat", ru) == "Онлайн-чат на сайте" and channel_label("vk", en) == "VK"
+    assert channel_label("brand_new", ru) == "brand_new"
+
+
+def test_messenger_names_keep_their_capitals_in_reasons():
+    """Issue 15 item 16: an origin amoCRM sends in lower case is named as the messenger is written."""
+    from core import attribution_reasons
+    from core.messages import render
+
+    assert messenger_name("instagram") == "Instagram" and messenger_name("FACEBOOK") == "Facebook Messenger"
+    assert messenger_name("com.example.facebook") == "Facebook Messenger (com.example.facebook)"
+    assert messenger_name("com.example.unknown") == "com.example.unknown"  # nothing to go on: the code as sent
+    note = attribution_reasons.NO_MAPPING(messenger=messenger_name("instagram"))
+    reason = attribution_reasons.DEFAULT(notes=[attribution_reasons.FIELD_EMPTY(), note],
+                                         target=attribution_reasons.TO_NOTHING())
+    assert render(reason, translations_for("ru")) == \
+        "Поле сессии пусто; для мессенджера Instagram нет соответствия. По умолчанию: не задано"
+    assert render(reason, translations_for("en")) == \
+        "The session field is empty; there is no mapping for the messenger Instagram. By default: not set"

@@ -45,7 +45,8 @@ def test_every_marked_string_is_in_the_catalogue(locale):
 TECHNICAL = {"amocrm", "kommo", "chatsource", "yourdomain", "webhook", "json", "origin", "client", "secret", "token", "oauth", "callback",
              "allowed", "hosts", "host", "http", "https", "localhost", "mycompany", "example", "shop", "mail", "telegram", "whatsapp",
              "yandex", "param", "value", "exclude", "false", "head", "update", "talk", "account",  # GET /api/v4/account
-             "excel"}  # the CSV export «для Excel»
+             "excel",  # the CSV export «для Excel»
+             "worker", "procfile", "make"}  # «запустите процесс worker из Procfile (или «make run»)»
 
 
 def test_the_russian_catalogue_is_complete_and_keeps_the_placeholders():
@@ -89,8 +90,14 @@ def test_core_messages_reach_the_admin_in_russian(app):
             for message in activation_problems(None, integration):
                 assert translate(message) != message and not re.search(r"\b(the|choose|connect)\b", translate(message)), message
         assert translate(ActivationBlocked(["x"]).message.split(": ")[-1]) == "x"  # unknown text passes through unchanged
-        assert translate("Group 2, condition 1: the regular expression does not compile: missing ), unterminated subpattern at position 0.") \
-            == "Группа 2, условие 1: регулярное выражение с ошибкой: missing ), unterminated subpattern at position 0."
+        # A regex mistake is named in our words, not in RE2's English («missing ): (abc»).
+        from core.conditions import ConditionError, validate_conditions
+
+        with pytest.raises(ConditionError) as info:
+            validate_conditions([[{"param": "utm_source", "op": "eq", "value": "x"}],
+                                 [{"param": "utm_source", "op": "regex", "value": "(abc"}]])
+        assert translate(info.value) == "Группа 2, условие 1: регулярное выражение с ошибкой: открывающая скобка ( не закрыта " \
+                                        "(рядом с «(abc»)."
 
 
 def test_missing_compiled_catalogues_are_compiled_on_start(tmp_path):
@@ -106,3 +113,19 @@ def test_missing_compiled_catalogues_are_compiled_on_start(tmp_path):
     assert Translations.load(str(tmp_path), ["ru"]).gettext("Traffic type") == "Тип трафика"
     # Flask-Admin's own catalogue, compiled fresh: its shipped .mo misses this one.
     assert Translations.load(str(tmp_path), ["ru"], "admin").gettext("Failed to create record.") == "Не удалось создать запись."
+
+
+def test_our_corrections_to_flask_admins_russian_win(tmp_path):
+    """Flask-Admin says «50 элементы» and «Добавить Фильтр»; flask_admin_overrides.po corrects them."""
+    from babel.support import Translations
+
+    from web.i18n import OVERRIDES, compile_catalogues
+
+    target = tmp_path / "ru" / "LC_MESSAGES"
+    target.mkdir(parents=True)
+    (target / OVERRIDES).write_bytes((TRANSLATIONS / "ru" / "LC_MESSAGES" / OVERRIDES).read_bytes())
+    written = compile_catalogues(tmp_path)
+    assert target / "admin.mo" in written and not (target / "flask_admin_overrides.mo").exists()
+    admin = Translations.load(str(tmp_path), ["ru"], "admin")
+    assert (admin.gettext("items"), admin.gettext("Add Filter")) == ("записей", "Добавить фильтр")
+    assert admin.gettext("Failed to create record.") == "Не удалось создать запись."  # the rest is Flask-Admin's

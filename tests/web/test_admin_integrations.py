@@ -121,6 +121,8 @@ def test_denied_and_reused_connections_are_explained(admin, app, amo):
     response = new_integration(admin, amo)
     denied = through_amocrm(admin, response.headers["Location"], amo_allows=False)
     assert denied.status_code == 400 and "Доступ в amoCRM не предоставлен" in text(denied)
+    # amoCRM's `access_denied` is said in words, and core's English never reaches the Russian page.
+    assert "Ответ amoCRM: в доступе отказано (access_denied)" in text(denied) and "not granted" not in text(denied)
     row = integration(app)
     assert "Не удалось подключить amoCRM" in text(admin.get(setup_url(row))) and integration(app).status == "new"
 
@@ -148,6 +150,26 @@ def test_denied_and_reused_connections_are_explained(admin, app, amo):
     assert expired.status_code == 400 and "amoCRM отклонил код авторизации" in text(expired)
 
 
+def test_the_english_setup_page_has_no_russian_of_ours(admin, app, amo):
+    """Issue 15 item 9: amoCRM's event is «Talk changed» in English (it was «Беседа изменена» on both),
+    and the script for the site speaks the admin's language."""
+    amo.state.add_custom_field("leads", "Session UIS", "text")
+    amo.state.add_custom_field("contacts", "Phones", "multitext")
+    row = connected(admin, amo)
+    admin.get(setup_url(row))  # the Russian «amoCRM подключён» flash of the connect is read here
+    admin.get("/lang/en")
+    page = text(admin.get(setup_url(row)))
+    data = ("Основной amoCRM", "Песочница Chatsource")  # the integration's and the amoCRM account's names
+    for name in data:
+        page = page.replace(name, "")
+    # amoCRM's own field names (the sandbox's are Russian) fill the session field's options.
+    cyrillic = set(re.findall(r"[А-Яа-яЁё]+", re.sub(r"<option[^>]*>[^<]*</option>", "", page)))
+    assert cyrillic == set(), sorted(cyrillic)[:20]
+    assert "«Talk changed»" in page and "(type «phone or e-mail (several values)» does not fit)" in page
+    admin.get("/lang/ru")
+    assert "«Беседа изменена»" in text(admin.get(setup_url(row)))
+
+
 def test_session_field_select_lists_lead_and_contact_fields_from_every_page(admin, app, amo):
     for n in range(1, 61):
         amo.state.add_custom_field("leads", f"Поле {n:02d}", "text")
@@ -156,7 +178,8 @@ def test_session_field_select_lists_lead_and_contact_fields_from_every_page(admi
     select = page[page.index('name="session_field"'):page.index("</select>", page.index('name="session_field"'))]
     assert "Поле 60" in select and "Сессия UIS" in select  # beyond amoCRM's 50 fields per page
     assert "Поля сделки" in select and "Поля контакта" in select
-    assert re.search(r'<option value="contacts:\d+:Телефон" disabled>Телефон \(тип multitext не подходит\)', select)
+    assert re.search(r'<option value="contacts:\d+:Телефон" disabled>Телефон \(тип «телефон или e-mail \(несколько значений\)» не подходит\)', select)
+    assert "multitext" not in select  # amoCRM's type code is said in words (issue 15 item 9)
     assert "Нет подходящего поля?" in page
 
 
@@ -307,7 +330,7 @@ def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, accoun
     assert response.status_code == 302
     with app.extensions["chatsource.services"].session_factory() as session:
         event = session.get(WebhookEvent, failed_id)
-        assert (event.status, event.status_reason, event.error) == ("received", "повтор по запросу", None)
+        assert (event.status, event.status_reason_code, event.error) == ("received", "event.replay_requested", None)
     assert "снова поставлено в очередь" in text(admin.get("/admin/events/"))
 
 
@@ -342,6 +365,7 @@ def test_the_setup_page_in_english(admin, app, amo):
     row = connected(admin, amo)
     admin.get("/lang/en")
     page = text(admin.get(setup_url(row)))
+    open("/tmp/h12b_page.html", "w").write(page)
     for words in ("Credentials", "Authorisation name", "Session custom field", "Traffic type", "Messengers and sources", "Active",
                   "Save", "Script for your site", "Check the integration", "Webhook url"):
         assert words in page, words

@@ -221,3 +221,30 @@ def test_unknown_api_urls_and_methods_answer_json(client, api):
     assert client.post("/api/v1/sources", headers=api, json={"name": "x", "priority": 2**70}).status_code == 422
     assert client.post("/api/v1/sites", headers=api, json={"name": "a\x00b", "domain": "x.ru"}).status_code == 400
     assert client.get("/not-an-api-page").mimetype == "text/html"  # the rest of the site keeps its own pages
+
+
+def test_reasons_are_said_in_the_requested_language_with_their_codes(client, api, services, account_id):
+    """Reasons are stored as code + params; the API says them in `lang` (Russian by default)."""
+    from core import attribution_reasons as reasons
+    from core import event_reasons
+    from core.models import stored_message
+
+    with services.session_factory() as session:
+        cat = seed_catalog(session, services, account_id)
+        code, params = stored_message(reasons.MESSENGER(notes=[reasons.FIELD_EMPTY()], messenger="Telegram",
+                                                        target=reasons.TO_CAMPAIGN(name="«Яндекс Директ»")))
+        add_request(session, account_id, cat.integration_id, utcnow(), attribution="messenger",
+                    attribution_reason_code=code, attribution_reason_params=params)
+        event = add_event(session, account_id, cat.integration_id, status="failed")
+        event.status_message = event_reasons.FAILED_AFTER_ATTEMPTS(attempts=8)
+        session.commit()
+    ru = get(client, api, "/api/v1/requests").get_json()["data"][0]
+    en = get(client, api, "/api/v1/requests", lang="en").get_json()["data"][0]
+    assert ru["attribution_reason"] == "Поле сессии пусто. Мессенджер Telegram: РК «Яндекс Директ»"
+    assert en["attribution_reason"] == "The session field is empty. Messenger Telegram: ad campaign «Яндекс Директ»"
+    assert ru["attribution_reason_code"] == en["attribution_reason_code"] == "attribution.messenger"
+    events = {lang: get(client, api, "/api/v1/events", lang=lang).get_json()["data"][0] for lang in ("ru", "en")}
+    assert (events["ru"]["status_reason"], events["en"]["status_reason"]) == ("не удалось после 8 попыток",
+                                                                            "failed after 8 attempts")
+    assert events["en"]["status_reason_code"] == "event.failed_after_attempts"
+    assert get(client, api, "/api/v1/events", lang="de").status_code == 400

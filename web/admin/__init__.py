@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import flask_admin
+import flask_admin.babel
 from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
@@ -28,6 +29,10 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="admin/cs_base.html", fluid=True),
         index_view=dashboard_views.DashboardView(name=_l("Dashboard"), url="/admin"),
     )
+    # Only our folder: it holds Flask-Admin's whole catalogue compiled fresh, with our corrections
+    # (web/i18n.py). flask-babel merges folders in order, so Flask-Admin's shipped .mo, read after
+    # ours, would put «Добавить Фильтр» and «50 элементы» back.
+    flask_admin.babel.domain._translation_directories = []
     views = (integration_views.make_views() + catalog_views.make_views() + report_views.make_views()
              + event_views.make_views() + report_views.make_replay_views())
     for view in views:

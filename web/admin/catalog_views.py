@@ -6,6 +6,7 @@ import logging
 
 from flask import current_app, flash
 from flask_babel import gettext as _
+from flask_babel import get_translations
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from wtforms import IntegerField, SelectField, StringField
@@ -34,7 +35,7 @@ def tracking_snippet(site: Site) -> str:
     """The main tracking code of a site, as `core.tracking` writes it for this server's address."""
     from core.tracking import tracking_snippet as make
 
-    return make(current_app.extensions["chatsource.settings"].public_url, site)
+    return make(current_app.extensions["chatsource.settings"].public_url, site, get_translations())
 
 
 class CatalogView(AccountScopedModelView):
@@ -45,7 +46,7 @@ class CatalogView(AccountScopedModelView):
     field_map: dict = {}
 
     def _apply_failure(self, form, exc: ValidationFailed) -> None:
-        message = translate(exc.message)
+        message = translate(exc)
         field = getattr(form, self.field_map.get(exc.field, exc.field or ""), None)
         if field is not None:
             field.errors = list(field.errors) + [message]

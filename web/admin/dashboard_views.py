@@ -33,6 +33,7 @@ from core.models import Integration
 from core.reports import ATTRIBUTIONS, DEFAULT_TZ, get_zone
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
+from web.messages import catalogues, say
 from web.i18n import current_locale
 
 RANGE_PRESETS = (7, 30, 90)
@@ -151,7 +152,7 @@ def prepare_warnings(warnings: list[dict], lang: str, date_from: str | None = No
     for w in warnings:
         result.append({
             **w,
-            "text": w["message"] if lang == "en" else w["message_ru"],
+            "text": say(dashboard.MESSAGES[w["code"]](name=w["integration_name"] or "", **w["params"])),
             "fixes": [{"label": _(label), "url": _fix_url(where, w, date_from, date_till)}
                       for label, where in FIXES.get(w["code"], [])],
         })
@@ -169,7 +170,7 @@ def integration_warnings_for_page(integration_id: int) -> list[dict]:
     warnings = dashboard.integration_warnings(db.session, account_id, integration_id, processing=_processing(account_id))
     today = datetime.now(get_zone(zone_name())).date()
     week_ago = today - timedelta(days=dashboard.INTEGRATION_SPIKE_DAYS - 1)
-    return prepare_warnings([w.to_dict() for w in warnings], current_locale(), week_ago.isoformat(), today.isoformat())
+    return prepare_warnings([w.to_dict(catalogues()) for w in warnings], current_locale(), week_ago.isoformat(), today.isoformat())
 
 
 def format_number(value, lang: str | None = None) -> str:
@@ -271,12 +272,12 @@ class DashboardView(AdminAccess, AdminIndexView):
                 integration_id = int(raw_integration)
             date_from, date_till, preset = self._choose_range(request.args, zone)
             data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key,
-                                             integration_id=integration_id, lang=lang, processing=_processing(account_id))
+                                             integration_id=integration_id, lang=lang, catalogues=catalogues(), processing=_processing(account_id))
         except ValidationFailed as exc:
             db.session.rollback()
             problem, status, integration_id = _range_problem(exc), 400, None
             date_from, date_till, preset = self._choose_range({}, zone)
-            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang,
+            data = dashboard.build_dashboard(db.session, account_id, date_from, date_till, tz=zone.key, lang=lang, catalogues=catalogues(),
                                              processing=_processing(account_id))
         return self.render("admin/cs_dashboard.html", **self._context(data, lang, preset, integration_id, integrations,
                                                                        problem)), status

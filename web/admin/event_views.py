@@ -21,6 +21,7 @@ from core.event_status import EventStatus
 from core.reports import EVENT_STATUSES
 from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
+from web.messages import say
 from workers import outbox
 
 
@@ -68,6 +69,18 @@ def _status(view, context, model, name):
 def _origin(view, context, model, name):
     origin = (model.item or {}).get("origin") if isinstance(model, WebhookEvent) else model.origin
     return messenger_name(origin) if origin else "—"
+
+
+# What amoCRM's talk[...] key says happened, in words.
+ACTION_LABELS = {"add": N_("talk started"), "update": N_("talk changed"), "delete": N_("talk deleted")}
+
+
+def _action(view, context, model, name):
+    return _(ACTION_LABELS[model.action]) if model.action in ACTION_LABELS else model.action
+
+
+def _status_reason(view, context, model, name):
+    return say(model.status_message)
 
 
 def _error(view, context, model, name):
@@ -126,8 +139,8 @@ class ReadOnlyView(AccountScopedModelView):
 
 class WebhookEventView(ReadOnlyView):
     list_template = "admin/cs_report_events_list.html"
-    column_list = ("received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason", "attempts", "error", "request_id")
-    column_details_list = ("id", "received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason",
+    column_list = ("received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason_code", "attempts", "error", "request_id")
+    column_details_list = ("id", "received_at", "integration_id", "talk_id", "action", "origin", "status", "status_reason_code",
                            "attempts", "error", "processed_at", "request_id", "item")
     column_default_sort = ("id", True)
     column_sortable_list = ("received_at", "talk_id", "status", "attempts")
@@ -137,11 +150,12 @@ class WebhookEventView(ReadOnlyView):
     ]
     column_labels = {
         "id": "ID", "received_at": _l("Received"), "integration_id": _l("Integration"), "talk_id": _l("Talk"),
-        "action": _l("Action"), "origin": _l("Messenger"), "status": _l("Status"), "status_reason": _l("Reason"),
+        "action": _l("Action"), "origin": _l("Messenger"), "status": _l("Status"), "status_reason_code": _l("Reason"),
         "attempts": _l("Attempts"), "error": _l("Error"), "processed_at": _l("Processed"), "request_id": _l("Request"),
         "item": _l("Data from amoCRM"),
     }
-    column_formatters = {"integration_id": _integration_name, "status": _status, "origin": _origin, "error": _error, "item": _item}
+    column_formatters = {"integration_id": _integration_name, "status": _status, "origin": _origin, "error": _error, "item": _item,
+                         "action": _action, "status_reason_code": _status_reason}
 
     @action("replay", _l("Replay"), _l("Process the selected events again? A chat already recorded is not recorded twice."))
     def action_replay(self, ids):

@@ -93,7 +93,7 @@ class ConditionsField(Field):
             self.data = validate_conditions(self.data)
         except ConditionError as exc:
             self.error_path = exc.path
-            raise ValidationError(translate(str(exc))) from None
+            raise ValidationError(translate(exc)) from None
 
     def populate_obj(self, obj, name):
         setattr(obj, name, self.data or [])

@@ -20,6 +20,7 @@ from flask import abort, current_app, flash, jsonify, redirect, request, session
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import get_translations
 from flask_login import current_user
 
 from core import integrations, reconciliation, reports
@@ -27,6 +28,7 @@ from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.crypto import new_token
 from core.diagnostics import check_integration
+from core.messages import N_
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
 from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
@@ -34,13 +36,27 @@ from core.webhook_rotation import rotate_webhook
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
-from web.i18n import current_locale
 from web.oauth import BROWSER_BINDING_KEY
 from workers import outbox
 
 log = logging.getLogger(__name__)
 
 SUITABLE_FIELD_TYPES = ("text", "numeric", "textarea", "tracking_data")
+# amoCRM's field types (GET /api/v4/{entity}/custom_fields `type`) in words, for «type … does not fit».
+FIELD_TYPE_LABELS = {
+    "checkbox": N_("checkbox"), "select": N_("list"), "multiselect": N_("multiple choice list"), "date": N_("date"),
+    "url": N_("link"), "radiobutton": N_("radio buttons"), "streetaddress": N_("short address"),
+    "smart_address": N_("address"), "birthday": N_("birthday"), "legal_entity": N_("legal entity"),
+    "date_time": N_("date and time"), "price": N_("price"), "category": N_("category"), "items": N_("items list"),
+    "linked_entity": N_("linked entity"), "chained_list": N_("chained lists"), "monetary": N_("money"),
+    "file": N_("file"), "payer": N_("payer"), "supplier": N_("supplier"),
+    "multitext": N_("phone or e-mail (several values)"),
+}
+
+
+def field_type_label(kind: str) -> str:
+    label = FIELD_TYPE_LABELS.get(kind)
+    return f"«{_(label)}»" if label else kind
 STEP1_FIELDS = ("name", "amocrm_url", "token_url", "client_id")
 CONNECT_PROBLEM_KEY = "cs_connect_problem"
 INTERNATIONAL_CHANNELS = ("tiktok", "mercadolibre", "lazada")  # Kommo's channels outside Russia
@@ -187,9 +203,8 @@ class IntegrationsView(AdminAccess, BaseView):
         return sorted((offered - ticked) | earlier)
 
     def _channel_rows(self, integration: Integration, values: dict) -> list[dict]:
-        lang = current_locale()
         excluded = set(values.get("excluded_channels") or [])
-        return [{"code": code, "label": channel_label(code, lang), "on": code not in excluded}
+        return [{"code": code, "label": channel_label(code, get_translations()), "on": code not in excluded}
                 for code in integrations.channel_choices(db.session, integration)]
 
     @staticmethod
@@ -215,7 +230,8 @@ class IntegrationsView(AdminAccess, BaseView):
             key = f"{f['entity']}:{f['id']}"
             field_options.setdefault(f["entity"], []).append({
                 "value": f"{key}:{f.get('name') or ''}", "key": key, "name": f.get("name") or f"#{f['id']}",
-                "type": f.get("type") or "", "suitable": (f.get("type") or "text") in SUITABLE_FIELD_TYPES,
+                "type": f.get("type") or "", "type_label": field_type_label(f.get("type") or ""),
+                "suitable": (f.get("type") or "text") in SUITABLE_FIELD_TYPES,
             })
         missing_field = None
         if selected and fields and not any(o["key"] == selected for opts in field_options.values() for o in opts):
@@ -229,7 +245,7 @@ class IntegrationsView(AdminAccess, BaseView):
             checks=checks,
             connect_problem=connect_problem,
             webhook_url=integrations.webhook_url(services(), integration),
-            site_script=integrations.site_script(services(), integration),
+            site_script=integrations.site_script(services(), integration, get_translations()),
             field_options=field_options,
             fields_problem=fields_problem,
             missing_field=missing_field,
@@ -289,7 +305,7 @@ class IntegrationsView(AdminAccess, BaseView):
                                                               self._step1_data(request.form))
             except ValidationFailed as exc:
                 db.session.rollback()
-                errors[exc.field or "name"] = translate(exc.message)
+                errors[exc.field or "name"] = translate(exc)
                 if self._wants_json():
                     return jsonify({"error": errors[exc.field or "name"], "field": exc.field}), 422
             else:
@@ -314,7 +330,7 @@ class IntegrationsView(AdminAccess, BaseView):
             integrations.update_integration(db.session, services(), integration, data)
         except (ValidationFailed, FormProblem) as exc:
             db.session.rollback()
-            message = exc.message if isinstance(exc, FormProblem) else translate(exc.message, rows=mapped_names)
+            message = exc.message if isinstance(exc, FormProblem) else translate(exc, rows=mapped_names)
             field = exc.field or "form"
             flash(message, "error")
             return self._render_setup(integration, values=self._values_from_form(integration, form),
@@ -386,7 +402,7 @@ class IntegrationsView(AdminAccess, BaseView):
             integrations.update_integration(db.session, services(), integration, self._step1_data(request.form))
         except ValidationFailed as exc:
             db.session.rollback()
-            message = translate(exc.message)
+            message = translate(exc)
             if self._wants_json():
                 return jsonify({"error": message, "field": exc.field}), 422
             return self._render_setup(integration, values=self._values_from_form(integration, request.form),
@@ -402,7 +418,7 @@ class IntegrationsView(AdminAccess, BaseView):
             return redirect(self._setup_url(integration.id, "step-2"))
         try:
             register_webhook(services(), integration.id)
-            flash(_("The webhook is registered in amoCRM for «Беседа изменена»."), "success")
+            flash(_("The webhook is registered in amoCRM for «Talk changed»."), "success")
             # What closed while the hook was disabled or missing is read from amoCRM's event log now.
             outbox.enqueue_reconcile(integration.id)
         except ReauthRequired:

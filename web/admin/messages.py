@@ -1,17 +1,19 @@
 """Core's messages for people, in the admin's language.
 
-`core/` raises English messages (the Data API returns them as they are). The admin shows them in
-the user's language: each known message shape below is an English msgid of our catalogue, with the
-variable parts as `%(name)s`; an unknown message is shown unchanged rather than hidden.
+An error that carries `said` (a core/messages.py message: the conditions' errors) is rendered with
+gettext directly. The rest of core still raises English text only (the Data API returns it as it
+is); for those, each known shape below is an English msgid of our catalogue with the variable parts
+as `%(name)s` — a table that shrinks as core's errors get codes; an unknown message is shown
+unchanged rather than hidden.
 """
 from __future__ import annotations
 
-from core.text import N_
 import re
 
 from flask_babel import gettext
 
-
+from core.text import N_
+from web.messages import say
 
 
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in (
@@ -25,30 +27,6 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"(?P<value>.+) is not a domain name(?:, e\.g\. example\.ru)?", N_("%(value)s is not a domain name; enter one like example.ru.")),
     (r"site_id is required: an ad campaign belongs to a site", N_("Choose the site: an ad campaign belongs to a site.")),
     (r"(?:site|default_site_id:) (?P<id>\S+) does not exist in this account", N_("The site %(id)s does not exist in this account.")),
-    # conditions
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the parameter is missing\.", N_("Group %(g)s, condition %(c)s: choose the parameter.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): unknown parameter (?P<p>.+?) \(one of: .*\)\.",
-     N_("Group %(g)s, condition %(c)s: unknown parameter %(p)s.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the operator is missing \(eq, contains or regex\)\.",
-     N_("Group %(g)s, condition %(c)s: choose the operator (equals, contains or regex).")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): unknown operator (?P<op>.+?) \(eq, contains or regex\)\.",
-     N_("Group %(g)s, condition %(c)s: unknown operator %(op)s (equals, contains or regex).")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the value must be a string\.", N_("Group %(g)s, condition %(c)s: the value must be text.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the value is empty\.", N_("Group %(g)s, condition %(c)s: enter the value.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the value is too long: (?P<n>\d+) characters \(at most (?P<max>\d+)\)\.",
-     N_("Group %(g)s, condition %(c)s: the value is too long: %(n)s characters (at most %(max)s).")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression is too long: (?P<n>\d+) characters \(at most (?P<max>\d+)\)\.",
-     N_("Group %(g)s, condition %(c)s: the regular expression is too long: %(n)s characters (at most %(max)s).")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression does not compile: (?P<error>.+)\.",
-     N_("Group %(g)s, condition %(c)s: the regular expression is invalid: %(error)s.")),
-    (r"Group (?P<g>\d+), condition (?P<c>\d+): the regular expression uses (?P<construct>.+), which conditions do not support "
-     r"\(they use RE2 syntax, as Google Analytics filters do\)\.",
-     N_("Group %(g)s, condition %(c)s: the regular expression uses %(construct)s, which conditions do not support "
-        "(they use RE2 syntax, as Google Analytics filters do).")),
-    (r"Too many condition groups: (?P<n>\d+) \(at most (?P<max>\d+)\)\.", N_("Too many condition groups: %(n)s (at most %(max)s).")),
-    (r"Group (?P<g>\d+): too many conditions: (?P<n>\d+) \(at most (?P<max>\d+)\)\.",
-     N_("Group %(g)s: too many conditions: %(n)s (at most %(max)s).")),
-    (r"The rules are not valid JSON: .*", N_("The rules could not be read; reload the page and try again.")),
     # integrations
     (r"(?:amocrm_url|token_url) is required", N_("Enter the address.")),
     (r"click_window_minutes must be a whole number of minutes from 0 \(off\) to (?P<max>\d+)",
@@ -104,9 +82,14 @@ CONNECT_ERRORS = {
 }
 
 
-def translate(message: str | None, rows: list[str] | None = None) -> str:
-    """The message in the current language when its shape is known, else unchanged. `rows` names
-    the messenger of each `messenger_mappings[i]`, so a mapping error names the table row."""
+def translate(message, rows: list[str] | None = None) -> str:
+    """The message in the current language: an error's `said` message, else a text whose shape is
+    known, else the text unchanged. `rows` names the messenger of each `messenger_mappings[i]`, so a
+    mapping error names the table row."""
+    said = getattr(message, "said", None)
+    if said is not None:
+        return say(said)
+    message = getattr(message, "message", message)
     if not message:
         return ""
     text = str(message)
@@ -114,9 +97,6 @@ def translate(message: str | None, rows: list[str] | None = None) -> str:
         match = pattern.fullmatch(text)
         if match:
             params = match.groupdict()
-            construct = params.get("construct")
-            if construct:  # core names the construct with a msgid of its own
-                params["construct"] = gettext(construct)
             if "i" in params:
                 i = int(params.pop("i"))
                 params["row"] = rows[i] if rows and i < len(rows) else str(i + 1)

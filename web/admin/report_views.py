@@ -24,7 +24,7 @@ from flask import current_app, flash, jsonify, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
+from flask_babel import get_translations, ngettext
 from flask_login import current_user
 
 from core import dashboard, event_status, maintenance, reports
@@ -188,8 +188,8 @@ class RequestsReportView(AdminAccess, BaseView):
             page_urls=[(n, self._url(args, page=n if n > 1 else None)) for n in range(max(page_no - 2, 1), min(page_no + 2, pages) + 1)],
             first_url=self._url(args), columns=self._columns(args, sort), args=args, sort=str(sort),
             problem=problem, problem_field=problem_field, choices=own_choices(account_id),
-            channels=[(k, reports.channel_label(k, lang)) for k in reports.CHANNEL_LABELS if k != "unknown"],
-            attributions=[(k, reports.attribution_label(k, lang)) for k in reports.ATTRIBUTIONS],
+            channels=[(k, reports.channel_label(k, get_translations())) for k in reports.CHANNEL_LABELS if k != "unknown"],
+            attributions=[(k, reports.attribution_label(k, get_translations())) for k in reports.ATTRIBUTIONS],
             presets=self._presets(args), tz_name=zone_name(),
             csv_urls={d: url_for(".export_csv", **{k: v for k, v in args.items() if k != "per_page"}, lang=lang, delimiter=d)
                       for d in CSV_DELIMITERS},
@@ -227,12 +227,13 @@ class RequestsReportView(AdminAccess, BaseView):
 
     @staticmethod
     def _row(row, refs, lang: str) -> dict:
-        data = reports.request_to_dict(row, refs)
+        translations = get_translations()
+        data = reports.request_to_dict(row, refs, translations)
         data.update(
             created_local=format_moment(row.created_at, lang, seconds=True),
             closed_local=format_moment(row.closed_at, lang, seconds=True) if row.closed_at else None,
-            channel_label=reports.channel_label(row.channel, lang),
-            attribution_label=reports.attribution_label(row.attribution, lang),
+            channel_label=reports.channel_label(row.channel, translations),
+            attribution_label=reports.attribution_label(row.attribution, translations),
         )
         return data
 

@@ -10,6 +10,7 @@ from web.api import models as m
 from web.api.blueprint import bp, listing, requested_by
 from web.api.contract import ApiError, accepted, contract, ok, query, read_body
 from web.extensions import db
+from web.messages import translations_for
 from workers import outbox
 
 TAGS = ("events",)
@@ -21,7 +22,8 @@ def list_events():
     params = query()
     rows, total = reports.list_events(db.session, g.account_id, status=params.status, integration_id=params.integration_id,
                                       replay_run_id=params.replay_id, limit=params.limit, offset=params.offset)
-    return listing(rows, total, reports.event_to_dict)
+    translations = translations_for(params.lang)
+    return listing(rows, total, lambda row: reports.event_to_dict(row, translations))
 
 
 # Why one chosen event was not replayed (core.maintenance.replay_by_filter's `skipped`).
@@ -34,7 +36,7 @@ _NOT_REPLAYED = {
 
 
 @bp.post("/events/<int:event_id>/replay")
-@contract("Replay one event", accepted(m.Event, "queued again"), tags=TAGS, errors=(404, 409),
+@contract("Replay one event", accepted(m.Event, "queued again"), tags=TAGS, errors=(404, 409), query=m.ReasonsQuery,
           description="The rule of a replay by filter: 409 `in_progress` while a worker holds it, `not_replayable` for a "
                       "talk not finished, `needs_reauth` while the integration waits for reconnection (reconnecting "
                       "replays it), `integration_inactive` while the integration is switched off.")
@@ -49,7 +51,7 @@ def replay_event(event_id: int):
         raise ApiError(409, code, message)
     db.session.commit()
     outbox.enqueue_talk_events(result.to_enqueue)
-    return jsonify(reports.event_to_dict(event)), 202
+    return jsonify(reports.event_to_dict(event, translations_for(query().lang))), 202
 
 
 @bp.post("/events/replay")

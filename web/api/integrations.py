@@ -12,13 +12,14 @@ from web.api.blueprint import bp, created_json, listing, services
 from web.api.contract import ApiError, contract, created, ok, read_body, read_body_as_sent
 from web.errors import json_error
 from web.extensions import db
+from web.messages import catalogues
 
 TAGS = ("integrations",)
 
 
 def integration_dict(integration) -> dict:
     data = integrations.to_dict(services(), integration)
-    data["warnings"] = [w.to_dict() for w in dashboard.integration_warnings(
+    data["warnings"] = [w.to_dict(catalogues()) for w in dashboard.integration_warnings(
         db.session, integration.account_id, integration.id,
         processing=worker_health.processing_state(db.session, services().redis, integration.account_id))]
     return data

@@ -105,9 +105,17 @@ class RequestFilters(TimeZone):
                     Field(description="column, `-` for descending; ties are broken by id")] = DEFAULT_SORT
 
 
+ReasonsLang = Annotated[Literal["ru", "en"], Field(description="language of the reasons")]
+
+
+class ReasonsQuery(Query):
+    lang: ReasonsLang = "ru"
+
+
 class RequestsQuery(RequestFilters, Paging):
     cursor: Annotated[str | None, Field(max_length=2000, description=(
         "keyset paging: `next_cursor` of the previous page (instead of offset; quick however deep)"))] = None
+    lang: ReasonsLang = "ru"
 
 
 Lang = Annotated[Literal["ru", "en"], Field(description="language of the headers and labels")]
@@ -123,6 +131,7 @@ class EventsQuery(Paging):
     status: Annotated[Literal[EVENT_STATUSES] | None, Field(description="only this status")] = None
     integration_id: Annotated[QueryId | None, Field(description="one integration")] = None
     replay_id: Annotated[QueryId | None, Field(description="the events of one replay run")] = None
+    lang: ReasonsLang = "ru"
 
 
 class DashboardQuery(TimeZone):
@@ -381,7 +390,9 @@ Request = create_model(
     **{name: (str | None, ...) for name in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
                                            "referrer", "entrance_page")},
     attribution=(Literal[ATTRIBUTIONS], ...),
-    attribution_reason=(str, ...),
+    attribution_reason=(Annotated[str, Field(description="why this attribution, in `lang`")], ...),
+    attribution_reason_code=(Annotated[str, Field(description=(
+        "the reason's code, e.g. attribution.session (`legacy`: words stored before codes existed)"))], ...),
     amo_lead_id=(int | None, ...), amo_contact_id=(int | None, ...),
     amo_lead_url=(Annotated[str | None, Field(description="{amoCRM}/leads/detail/{id}")], ...),
     amo_contact_url=(Annotated[str | None, Field(description="{amoCRM}/contacts/detail/{id}")], ...),
@@ -400,7 +411,8 @@ class Event(Answer):
     talk_id: int | None
     action: str
     status: Literal[EVENT_STATUSES]
-    status_reason: str | None
+    status_reason: Annotated[str | None, Field(description="why this status, in `lang`")]
+    status_reason_code: Annotated[str | None, Field(description="the reason's code, e.g. event.talk_open")]
     attempts: Count
     error: str | None
     received_at: DateTimeText

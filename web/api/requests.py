@@ -10,6 +10,7 @@ from web.api.blueprint import bp, services
 from web.api.contract import ApiError, Reply, contract, ok, query
 from web.csv_export import requests_csv_response
 from web.extensions import db
+from web.messages import translations_for
 
 TAGS = ("requests",)
 
@@ -37,7 +38,8 @@ def list_requests():
                                      cursor=params.cursor)
     except ValidationFailed as exc:
         raise ApiError(400, "bad_parameter", exc.message, field=exc.field)
-    return jsonify({"data": [reports.request_to_dict(r, page.refs) for r in page.rows], "total": page.total,
+    translations = translations_for(params.lang)
+    return jsonify({"data": [reports.request_to_dict(r, page.refs, translations) for r in page.rows], "total": page.total,
                     "next_cursor": page.next_cursor})
 
 
