@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
 from core.db import utcnow
+from core.repeat_requests import new_vs_repeat
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
 from core.worker_health import ProcessingState
 from core.reports import (
@@ -270,6 +271,7 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
         },
         "integrations": [h.to_dict() for h in health],
         "warnings": [w.to_dict() for w in warnings],
+        "repeat": new_vs_repeat(session, account_id, start, end, integration_id),
     }
 
 

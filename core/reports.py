@@ -41,7 +41,7 @@ REQUEST_COLUMNS = (
     "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "phone_raw", "email",
     "created_at", "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
     "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution", "attribution_reason",
-    "amo_lead_id", "amo_contact_id",
+    "amo_lead_id", "amo_contact_id", "is_repeat", "first_request_id",
 )
 EVENT_STATUSES = ("received", "processing", "done", "skipped", "ignored", "parked", "failed")
 
@@ -128,6 +128,7 @@ class RequestFilter:
     site_id: int | None = None
     attribution: str | None = None
     q: str | None = None
+    is_repeat: bool | None = None  # repeat requests only (True), new ones only (False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], tz: str | ZoneInfo | None = None) -> "RequestFilter":
@@ -144,6 +145,7 @@ class RequestFilter:
             site_id=_id_param(get("site_id"), "site_id"),
             attribution=_choice_param(get("attribution"), "attribution", ATTRIBUTIONS),
             q=_text_param(get("q"), "q", MAX_SEARCH_LENGTH),
+            is_repeat=_bool_param(get("is_repeat"), "is_repeat"),
         )
         flt.check()
         return flt
@@ -174,6 +176,8 @@ class RequestFilter:
             where.append(c.attribution == self.attribution)
         if self.q:
             where.append(search_condition(self.q))
+        if self.is_repeat is not None:
+            where.append(c.is_repeat.is_(True) if self.is_repeat else c.is_repeat.is_(False))
         return where
 
 
@@ -211,6 +215,16 @@ def _id_param(raw, field: str, allow_none: bool = True) -> int | None:
     if not 1 <= value <= MAX_ID:
         raise ValidationFailed(f"{field} must be a positive whole number", field)
     return value
+
+
+def _bool_param(raw, field: str) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise ValidationFailed(f"{field} must be true or false", field)
 
 
 def _choice_param(raw, field: str, choices: tuple[str, ...]) -> str | None:
@@ -562,12 +576,14 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("amo_lead_url", "Сделка в amoCRM", "amoCRM lead"),
     CsvColumn("amo_contact_url", "Контакт в amoCRM", "amoCRM contact"),
     CsvColumn("closed_at", "Беседа закрыта ({tz})", "Talk closed ({tz})"),
+    CsvColumn("is_repeat", "Повторное обращение", "Repeat request"),
+    CsvColumn("first_request_id", "ID первого обращения", "First request ID"),
 )
 _CSV_SOURCE = (
     "id", "created_at", "channel", "origin", "contact_name", "phone", "phone_raw", "email", "site_id", "campaign_id",
     "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
     "visitor_id", "attribution", "attribution_reason", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
-    "closed_at",
+    "closed_at", "is_repeat", "first_request_id",
 )
 DELIMITERS = {",": ",", ";": ";", "comma": ",", "semicolon": ";", "tab": "\t"}
 
@@ -620,6 +636,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     bases = refs.amo_bases  # http(s) addresses: never a formula
     channels: dict[str, str] = {}
     attributions = {k: attribution_label(k, lang) for k in ATTRIBUTIONS}
+    repeat_labels = {True: _pick(("да", "yes"), lang), False: _pick(("нет", "no"), lang)}
 
     result = session.execute(stmt, execution_options={"yield_per": max(int(chunk_rows), 1)})
     try:
@@ -627,7 +644,8 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
             lines = []
             for (rid, created_at, channel, origin, name, phone, phone_raw, email, site_id, campaign_id, source_id, utm_source,
                  utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
-                 attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at) in partition:
+                 attribution, reason, integration_id, talk_id, lead_id, contact_id, closed_at, is_repeat,
+                 first_request_id) in partition:
                 label = channels.get(channel)
                 if label is None:
                     label = channels[channel] = safe(channel_label(channel, lang))
@@ -640,6 +658,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
                     safe(reason), integrations.get(integration_id), talk_id,
                     f"{base}/leads/detail/{lead_id}" if base and lead_id else None,
                     f"{base}/contacts/detail/{contact_id}" if base and contact_id else None, when(closed_at),
+                    repeat_labels[bool(is_repeat)], first_request_id,
                 ))
             writer.writerows(lines)
             yield buffer.getvalue()

@@ -24,6 +24,7 @@ from core.attribution import attribute, clean_session_value
 from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
                                custom_field_value_by_name)
 from core.db import insert_ignoring_conflicts, utcnow
+from core.repeat_requests import mark_request as mark_repeat_request
 from core.messengers import channel_for_origin, excluded_channel_reason
 from core.models import ChatRequest, Integration, WebhookEvent
 from core.ratelimit import RateLimitTimeout
@@ -269,6 +270,7 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         new_id = session.scalar(
             sa.select(ChatRequest.id).where(ChatRequest.integration_id == integration.id, ChatRequest.talk_id == event.talk_id)
         )
+    mark_repeat_request(session, new_id)  # new or repeat of the contact's series, in this transaction
     return new_id
 
 

@@ -137,5 +137,35 @@ def enqueue_backfill(run_id: int) -> bool:
         return False
 
 
+@dramatiq.actor(actor_name="chatsource.repeat_recompute_failed", queue_name=MAINTENANCE_QUEUE, max_retries=0)
+def repeat_recompute_failed(message_data, retry_info):
+    from core import repeat_requests
+
+    with runtime.services().session_factory() as session:
+        repeat_requests.fail_recompute(session, message_data["args"][0], "the worker gave up; save the repeat window again")
+        session.commit()
+
+
+@dramatiq.actor(actor_name="chatsource.recompute_repeat_requests", queue_name=MAINTENANCE_QUEUE, max_retries=5,
+                min_backoff=5_000, max_backoff=60_000, time_limit=60 * 60_000,
+                on_retry_exhausted="chatsource.repeat_recompute_failed")
+def recompute_repeat_requests(run_id: int):
+    """The account's repeat window changed: recompute every contact's repeat flags (a retry goes on
+    from the last contact finished; the result does not depend on how often it runs)."""
+    from core import repeat_requests
+
+    outcome = repeat_requests.run_recompute(runtime.services().session_factory, run_id)
+    log.info("repeat recompute %s: %s (%s changed)", run_id, outcome.result, outcome.changed)
+
+
+def enqueue_repeat_recompute(run_id: int) -> bool:
+    try:
+        recompute_repeat_requests.send(run_id)
+        return True
+    except Exception:
+        log.warning("could not enqueue repeat recompute %s", run_id, exc_info=True)
+        return False
+
+
 ALL = (talk_event_failed, process_talk_event, sweep_inbox, run_maintenance, reconcile_integration, backfill_failed,
-       run_backfill)
+       run_backfill, repeat_recompute_failed, recompute_repeat_requests)

@@ -174,6 +174,9 @@ SCHEMAS: dict[str, dict] = {
         "amo_lead_id": _nullable({"type": "integer"}), "amo_contact_id": _nullable({"type": "integer"}),
         "amo_lead_url": _nullable({"type": "string", "description": "{amoCRM}/leads/detail/{id}"}),
         "amo_contact_url": _nullable({"type": "string", "description": "{amoCRM}/contacts/detail/{id}"}),
+        "is_repeat": {"type": "boolean", "description": "the contact (amoCRM contact, else phone, else e-mail) made a request "
+                                                        "within the account's repeat window (30 days unless changed) before this one"},
+        "first_request_id": _nullable({"type": "integer", "description": "a repeat request's first request of the series; null when new"}),
     }),
     "RequestList": _obj({
         "data": {"type": "array", "items": _ref("Request")},
@@ -272,6 +275,8 @@ SCHEMAS: dict[str, dict] = {
         }),
         "integrations": {"type": "array", "items": _ref("IntegrationHealth")},
         "warnings": {"type": "array", "items": _ref("Warning")},
+        "repeat": _obj({"new": COUNT, "repeat": COUNT, "repeat_share": {"type": "number"},
+                        "window_days": {"type": "integer", "description": "the account's repeat window"}}),
     }),
 }
 
@@ -324,6 +329,7 @@ REQUEST_FILTERS = [
     _query("source_id", {"type": "string", "pattern": "^([1-9][0-9]{0,17}|none)$"}, "a source id, or `none`"),
     _query("site_id", {"type": "string", "pattern": "^([1-9][0-9]{0,17}|none)$"}, "a site id, or `none`"),
     _query("attribution", {"type": "string", "enum": list(ATTRIBUTIONS)}, "how the request was attributed"),
+    _query("is_repeat", {"type": "string", "enum": ["true", "false"]}, "repeat requests only (true) or new ones only (false)"),
     _query("q", {"type": "string", "maxLength": 200},
            "search in the contact's name, email and phone; a phone matches however it is typed (8 915 123, +7 (915) 123, 915123)"),
     _query("sort", {"type": "string", "enum": [p + k for k in SORTS for p in ("", "-")], "default": DEFAULT_SORT},
