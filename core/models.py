@@ -417,6 +417,8 @@ class ChatRequest(Base):
         sa.Index("ix_requests_account_integration_created", "account_id", "integration_id", "created_at"),
         sa.Index("ix_requests_account_contact_created", "account_id", "contact_key", "created_at"),
         sa.Index("ix_requests_account_repeat_created", "account_id", "is_repeat", "created_at"),
+        # Deleting requests looks up the repeat ones pointing at them (the self-reference's SET NULL).
+        sa.Index("ix_requests_first_request_id", "first_request_id"),
         # Substring search: a pg_trgm GIN index on PostgreSQL (migration 0004 falls back to a plain
         # index where the extension cannot be created); a plain index on SQLite.
         sa.Index("ix_requests_search_text", "search_text", postgresql_using="gin",

@@ -38,6 +38,7 @@ def upgrade():
                                     ['first_request_id'], ['id'], ondelete='SET NULL')
         batch_op.create_index('ix_requests_account_contact_created', ['account_id', 'contact_key', 'created_at'])
         batch_op.create_index('ix_requests_account_repeat_created', ['account_id', 'is_repeat', 'created_at'])
+        batch_op.create_index('ix_requests_first_request_id', ['first_request_id'])
 
     op.create_table(
         'repeat_recompute_runs',
@@ -106,6 +107,7 @@ def downgrade():
     op.drop_index(op.f('ix_repeat_recompute_runs_account_id'), table_name='repeat_recompute_runs')
     op.drop_table('repeat_recompute_runs')
     with op.batch_alter_table('requests', schema=None) as batch_op:
+        batch_op.drop_index('ix_requests_first_request_id')
         batch_op.drop_index('ix_requests_account_repeat_created')
         batch_op.drop_index('ix_requests_account_contact_created')
         batch_op.drop_constraint(batch_op.f('fk_requests_first_request_id_requests'), type_='foreignkey')
