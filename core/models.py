@@ -325,6 +325,20 @@ class RepeatRecomputeRun(Base):
     )
 
 
+class LiveCheck(Base):
+    """«Проверить на тестовом обращении»: an admin waits for the next chat of an integration; what
+    arrived since `started_at` is read back as stages (core.live_check)."""
+
+    __tablename__ = "live_checks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_by: Mapped[str | None] = mapped_column(sa.String(200))
+    # The integration's newest inbox row when the check started: the chat it waits for comes after it.
+    after_event_id: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class WebhookEvent(Base):
     """The inbox: one row per talk item amoCRM posted, stored before we answer 2xx.
 

@@ -1,4 +1,4 @@
-"""repeat requests: the account's repeat window, each request's contact and repeat flag, recompute runs
+"""repeat requests (window, contact key, flags, recompute runs) and live checks on a test chat
 
 Revision ID: 0012
 Revises: 0007
@@ -7,6 +7,7 @@ Revises: 0007
 - requests.contact_key (amoCRM contact per integration, else E.164 phone, else e-mail), is_repeat,
   first_request_id; indexes for the contact's series and the report's filter.
 - repeat_recompute_runs: a window change recomputed in the background, with its progress.
+- live_checks: «Проверить на тестовом обращении» — when an admin started waiting for the next chat.
 - Backfill: every existing request gets its contact key and flags with the default window. The rules
   are copied here (not imported from core.repeat_requests) so this migration keeps doing what it did.
 """
@@ -63,6 +64,23 @@ def upgrade():
     )
     op.create_index(op.f('ix_repeat_recompute_runs_account_id'), 'repeat_recompute_runs', ['account_id'])
 
+    op.create_table(
+        'live_checks',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('account_id', sa.Integer(), nullable=False),
+        sa.Column('integration_id', sa.Integer(), nullable=False),
+        sa.Column('started_at', UTCDateTime(timezone=True), nullable=False),
+        sa.Column('started_by', sa.String(length=200), nullable=True),
+        sa.Column('after_event_id', sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_live_checks_account_id_accounts'),
+                                ondelete='CASCADE'),
+        sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'],
+                                name=op.f('fk_live_checks_integration_id_integrations'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_live_checks')),
+    )
+    op.create_index(op.f('ix_live_checks_account_id'), 'live_checks', ['account_id'])
+    op.create_index(op.f('ix_live_checks_integration_id'), 'live_checks', ['integration_id'])
+
     _backfill()
 
 
@@ -104,6 +122,9 @@ def _backfill():
 
 
 def downgrade():
+    op.drop_index(op.f('ix_live_checks_integration_id'), table_name='live_checks')
+    op.drop_index(op.f('ix_live_checks_account_id'), table_name='live_checks')
+    op.drop_table('live_checks')
     op.drop_index(op.f('ix_repeat_recompute_runs_account_id'), table_name='repeat_recompute_runs')
     op.drop_table('repeat_recompute_runs')
     with op.batch_alter_table('requests', schema=None) as batch_op:
