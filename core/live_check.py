@@ -144,10 +144,10 @@ def integration_problems(integration: Integration) -> list[Stage]:
                               N_("Connect the amoCRM account (step 1): only then is the webhook registered.")))
     elif integration.webhook_disabled:
         problems.append(Stage("webhook", "failed", N_("amoCRM has disabled our webhook."),
-                              N_("Press «Register again» under «Webhook url» (step 2).")))
+                              N_("Press «Register the webhook in amoCRM» under «Webhook url» (step 2).")))
     elif integration.webhook_registered_at is None:
         problems.append(Stage("webhook", "failed", N_("The webhook is not registered in amoCRM."),
-                              N_("Press «Register again» under «Webhook url» (step 2), or add the url in amoCRM's webhook settings for the «talk» events.")))
+                              N_("Press «Register the webhook in amoCRM» under «Webhook url» (step 2).")))
     if not integration.is_active:
         problems.append(Stage("recorded", "failed", N_("The integration is switched off: a chat is received but not recorded."),
                               N_("Tick «Active» and press «Save».")))
@@ -161,8 +161,8 @@ def _webhook_stage(talk_events: list[WebhookEvent], problems: list[Stage], waite
         if webhook_problem:
             stage.fix = webhook_problem.fix
         elif waited >= WEBHOOK_PATIENCE:
-            stage.fix = N_("No webhook yet. Check in amoCRM (Settings → Integrations → Webhooks) that our url is there "
-                           "and ticked for talks; the reconciliation with amoCRM also finds a missed chat within its interval.")
+            stage.fix = N_("No webhook yet. Check in amoCRM (Settings → Integrations → Webhooks) that our url is there and "
+                           "ticked for «Беседа изменена» (update_talk); the reconciliation with amoCRM also finds a missed chat within its interval.")
         return stage
     first = talk_events[0]
     if (first.item or {}).get(SOURCE_KEY) == RECONCILIATION_SOURCE:
@@ -177,7 +177,7 @@ def _webhook_stage(talk_events: list[WebhookEvent], problems: list[Stage], waite
 def _closed_stage(closed: WebhookEvent | None) -> Stage:
     if closed is None:
         return Stage("closed", "waiting", N_("The chat is still open."),
-                     N_("Finish the talk in amoCRM («Закрыть беседу»): a request is made when the chat is finished."))
+                     N_("Close the conversation in amoCRM: a request is made when the chat is finished."))
     return Stage("closed", "done", N_("The talk was finished."), at=closed.received_at)
 
 
@@ -234,7 +234,7 @@ def _field_stage(request: ChatRequest) -> Stage:
         return Stage("session_field", "warning", N_("The field is empty, as usual for a chat started in the messenger app."),
                      N_("To see the visit, open the chat from the chat button on your site."), at=at)
     return Stage("session_field", "failed", N_("The field is empty."),
-                 N_("The script for your site is missing on that page or is placed above the main tracking code: put it below the main code on every page (step 7)."),
+                 N_("«Script for your site» is missing on that page or placed above the main tracking code: put it below the main code on every page (step 7)."),
                  at=at)
 
 
