@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.catalog import NotFound, get_owned
 from core.db import utcnow
-from core.messengers import channel_for_origin, channel_label
+from core.messengers import channel_for_origin
 from core.models import ChatRequest, Integration, LiveCheck, WebhookEvent
 from core.text import N_
 from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY, is_closed_item
@@ -170,7 +170,7 @@ def _webhook_stage(talk_events: list[WebhookEvent], problems: list[Stage], waite
                      N_("Check that our webhook is registered and not disabled in amoCRM."),
                      {"talk": first.talk_id}, first.received_at)
     return Stage("webhook", "done", N_("amoCRM reported talk %(talk)s (%(channel)s)."),
-                 params={"talk": first.talk_id, "channel": channel_label(channel_for_origin(first.item.get("origin")), "en")},
+                 params={"talk": first.talk_id, "channel": channel_for_origin(first.item.get("origin"))},  # a code: the web layer names it
                  at=first.received_at)
 
 
