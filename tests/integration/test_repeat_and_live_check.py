@@ -76,6 +76,7 @@ def test_a_test_chat_is_followed_to_its_request(app, client, api, amo):
     assert status == "done" and set(states.values()) == {"done"}
     assert f"сессия {visit['id']}" in html and str(opened["talk_id"]) in html
     assert 'data-testid="live-request-link"' in html
+    assert 'data-testid="live-needs-fix"' not in html
     # The setup page shows the same check when opened with its number (no JavaScript needed).
     page = text(admin.get(f"/admin/integrations/{setup.integration_id}/?live_check={check_id}"))
     assert 'data-status="done"' in page
@@ -95,6 +96,7 @@ def test_a_switched_off_channel_and_an_empty_field_say_what_to_fix(app, client, 
     drain(app)
     status, states, html = stages(admin, url)
     assert states["session_field"] == "failed" and states["recorded"] == "done"
+    assert status == "done" and 'data-testid="live-needs-fix"' in html
     assert "Скрипт для вашего сайта" in html or "скрипт для вашего сайта" in html
 
 

@@ -531,6 +531,7 @@ def live_check_view(state, lang: str) -> dict:
     seen = [s["title"] for s in stages if s["state"] in ("done", "warning")]
     return {
         "id": state.check_id, "status": state.status, "finished": state.finished,
+        "needs_fix": any(s["state"] == "failed" for s in stages),
         "started": format_moment(state.started_at, lang, seconds=True),
         "deadline": format_moment(state.deadline, lang),
         "stages": stages, "problems": [_stage_view(p, lang) for p in state.problems],
