@@ -122,3 +122,26 @@ def test_without_a_registered_webhook_it_says_so_and_gives_up_after_ten_minutes(
         late = live_check.check_state(session, session.get(LiveCheck, check.id),
                                       now=check.started_at + live_check.GIVE_UP_AFTER + timedelta(seconds=1))
         assert late.status == "gave_up" and late.finished
+
+
+def test_the_repeat_window_form_refuses_a_bad_value_and_queues_a_recompute(app, client, api, amo):
+    import dramatiq
+
+    admin = signed_in(app)
+    page = text(admin.get("/admin/requests/"))
+    assert 'name="repeat_window_days"' in page and 'value="30"' in page
+    broker = app.extensions["chatsource.broker"]
+    broker.flush_all()
+    for bad in ("0", "400", "abc"):
+        response = admin.post("/admin/requests/repeat-window", data={"repeat_window_days": bad, "csrf_token": csrf_from(page)},
+                              follow_redirects=True)
+        assert "Период повторности — целое число дней от 1 до 365" in text(response)
+    assert admin.get("/admin/requests/repeat-window/progress").get_json() == {"data": None}
+    response = admin.post("/admin/requests/repeat-window", data={"repeat_window_days": "7", "csrf_token": csrf_from(page)},
+                          follow_redirects=True)
+    assert "Период повторности теперь 7 дн." in text(response)
+    queued = [dramatiq.Message.decode(m).actor_name for m in list(broker.queues["maintenance"].queue)]
+    assert queued == ["chatsource.recompute_repeat_requests"]
+    assert admin.get("/admin/requests/repeat-window/progress").get_json()["data"]["status"] == "queued"
+    drain(app)
+    assert admin.get("/admin/requests/repeat-window/progress").get_json()["data"]["status"] == "done"

@@ -200,3 +200,16 @@ def test_two_chats_of_one_contact_in_concurrent_batches_give_exactly_one_first(s
         rows = session.execute(sa.select(ChatRequest.id, ChatRequest.is_repeat, ChatRequest.first_request_id)
                                .order_by(ChatRequest.created_at)).all()
     assert [(bool(r.is_repeat), r.first_request_id) for r in rows] == [(False, None), (True, rows[0].id)]
+
+
+def test_the_dashboard_counts_new_and_repeat_requests_of_the_period(services, account_id, cat):
+    from core.dashboard import build_dashboard
+
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    record(services, account_id, cat.integration_id, now - 40 * DAY, phone="+79151234567")  # before the period
+    record(services, account_id, cat.integration_id, now - 2 * DAY, phone="+79151234567")   # 38 days later: new
+    record(services, account_id, cat.integration_id, now - DAY, phone="+79151234567")       # repeat
+    record(services, account_id, cat.integration_id, now - DAY, phone="+79260000000")       # new
+    with services.session_factory() as session:
+        data = build_dashboard(session, account_id, "2026-11-14", "2026-11-20", today=now.date())
+    assert data["repeat"] == {"new": 2, "repeat": 1, "repeat_share": 0.3333, "window_days": 30}
