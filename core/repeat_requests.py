@@ -73,22 +73,33 @@ def lock_window(session: Session, account_id: int) -> int:
     return days or DEFAULT_WINDOW_DAYS
 
 
-def recompute_contact(session: Session, account_id: int, key: str, window_days: int) -> int:
-    """Set the flags of one contact's series; returns how many requests changed."""
+def recompute_contacts(session: Session, account_id: int, keys: list[str], window_days: int) -> int:
+    """Set the flags of these contacts' series (read in one query); returns how many requests changed."""
     c = ChatRequest
     rows = session.execute(
-        sa.select(c.id, c.created_at, c.is_repeat, c.first_request_id)
-        .where(c.account_id == account_id, c.contact_key == key)
+        sa.select(c.id, c.contact_key, c.created_at, c.is_repeat, c.first_request_id)
+        .where(c.account_id == account_id, c.contact_key.in_(keys))
     ).all()
-    wanted = series_flags(((r.id, r.created_at) for r in rows), timedelta(days=window_days))
-    changed = 0
+    series: dict[str, list] = {}
     for r in rows:
-        is_repeat, first_id = wanted[r.id]
-        if (bool(r.is_repeat), r.first_request_id) != (is_repeat, first_id):
-            session.execute(sa.update(c).where(c.id == r.id).values(is_repeat=is_repeat, first_request_id=first_id)
-                            .execution_options(synchronize_session=False))
-            changed += 1
-    return changed
+        series.setdefault(r.contact_key, []).append(r)
+    window = timedelta(days=window_days)
+    changes = []
+    for members in series.values():
+        wanted = series_flags(((r.id, r.created_at) for r in members), window)
+        for r in members:
+            is_repeat, first_id = wanted[r.id]
+            if (bool(r.is_repeat), r.first_request_id) != (is_repeat, first_id):
+                changes.append({"rid": r.id, "repeat": is_repeat, "first": first_id})
+    if changes:
+        session.execute(sa.update(c.__table__).where(c.__table__.c.id == sa.bindparam("rid"))
+                        .values(is_repeat=sa.bindparam("repeat"), first_request_id=sa.bindparam("first")), changes)
+    return len(changes)
+
+
+def recompute_contact(session: Session, account_id: int, key: str, window_days: int) -> int:
+    """Set the flags of one contact's series; returns how many requests changed."""
+    return recompute_contacts(session, account_id, [key], window_days)
 
 
 def mark_request(session: Session, request_id: int) -> None:
@@ -171,8 +182,7 @@ def run_recompute(session_factory, run_id: int, chunk: int = RECOMPUTE_CHUNK) ->
                 _finish(run, "done")
                 session.commit()
                 return RecomputeOutcome("done", run.changed)
-            for key in keys:
-                run.changed += recompute_contact(session, run.account_id, key, window_days)
+            run.changed += recompute_contacts(session, run.account_id, keys, window_days)
             run.contacts_done += len(keys)
             run.cursor_key = keys[-1]
             session.commit()
