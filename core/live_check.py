@@ -105,7 +105,10 @@ def check_state(session: Session, check: LiveCheck, now: datetime | None = None)
         sa.select(WebhookEvent).where(WebhookEvent.integration_id == check.integration_id,
                                       WebhookEvent.id > check.after_event_id)
         .order_by(WebhookEvent.id).limit(500)))
-    talk_id = events[0].talk_id if events else None
+    # The first talk finished since the start; until one is, the first talk heard of (a talk that was
+    # already open and only changed must not hide the test chat once that is closed).
+    first_closed = next((e for e in events if is_closed_item(e.item)), None)
+    talk_id = (first_closed or events[0]).talk_id if events else None
     talk_events = [e for e in events if e.talk_id == talk_id]
     state = CheckState(check.id, check.integration_id, check.started_at, check.started_at + GIVE_UP_AFTER, "waiting",
                        [], integration_problems(integration), talk_id=talk_id)

@@ -145,3 +145,16 @@ def test_the_repeat_window_form_refuses_a_bad_value_and_queues_a_recompute(app, 
     assert admin.get("/admin/requests/repeat-window/progress").get_json()["data"]["status"] == "queued"
     drain(app)
     assert admin.get("/admin/requests/repeat-window/progress").get_json()["data"]["status"] == "done"
+
+
+def test_a_talk_that_only_changed_does_not_hide_the_test_chat(app, client, api, amo):
+    setup = connected_integration(client, api, amo)
+    open_elsewhere = chat(amo, setup, close=False)  # a conversation already going on
+    admin = signed_in(app)
+    _, url = start(admin, setup)
+    amo.state.read_talk(open_elsewhere["talk_id"])  # a manager reads it: update_talk, still in work
+    assert admin.get(url).get_json()["stages"][1] == {"key": "closed", "state": "waiting"}
+    test_chat = chat(amo, setup, origin="onlinechat", contact={"name": "Тест", "phones": ["+7 903 111-22-33"]})
+    drain(app)
+    body = admin.get(url).get_json()
+    assert body["status"] == "done" and f"беседе {test_chat['talk_id']}" in body["html"]
