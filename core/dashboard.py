@@ -39,6 +39,7 @@ from core import event_status
 from core.event_status import EventStatus
 from core.db import utcnow
 from core.messages import N_, Message, Translations, define, render
+from core.repeat_requests import new_vs_repeat
 from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
 from core.worker_health import ProcessingState
 from core.reports import (
@@ -265,6 +266,7 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
         },
         "integrations": [h.to_dict() for h in health],
         "warnings": [w.to_dict(catalogues) for w in warnings],
+        "repeat": new_vs_repeat(session, account_id, start, end, integration_id),
     }
 
 

@@ -108,9 +108,7 @@ def update_integration(session: Session, services: Services, integration: Integr
     if "token_url" in data:
         integration.token_url = _url(data["token_url"], "token_url", services)
     if "client_id" in data:
-        if not isinstance(data["client_id"], str):
-            raise ValidationFailed("client_id must be a string", "client_id")
-        integration.client_id = data["client_id"].strip()[:200]
+        integration.client_id = _client_id(data["client_id"])
     if "client_secret" in data:
         if not isinstance(data["client_secret"], str):
             raise ValidationFailed("client_secret must be a string", "client_secret")
@@ -154,6 +152,18 @@ def update_integration(session: Session, services: Services, integration: Integr
         integration.is_active = data["is_active"]
     session.flush()
     return integration
+
+
+def _client_id(raw) -> str:
+    """amoCRM's integration ID (a UUID): it travels in the X-Client-UUID header of every API call, so
+    only visible ASCII can be sent (anything else would fail every call, not just this form)."""
+    if not isinstance(raw, str):
+        raise ValidationFailed("client_id must be a string", "client_id")
+    value = raw.strip()
+    if not value or len(value) > 200 or not all("!" <= ch <= "~" for ch in value):
+        raise ValidationFailed("client_id is amoCRM's integration ID, e.g. 1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718: "
+                               "Latin letters, digits and dashes, no spaces", "client_id")
+    return value
 
 
 def _click_window(raw) -> int:

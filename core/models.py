@@ -42,6 +42,9 @@ class Account(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
+    # «Период повторности»: a request whose contact made one within this many days is a repeat one
+    # (core.repeat_requests).
+    repeat_window_days: Mapped[int] = mapped_column(default=30, server_default="30")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -311,6 +314,45 @@ class ReconcileRun(Base):
     )
 
 
+class RepeatRecomputeRun(Base):
+    """Flags of repeat requests recomputed after the account's repeat window changed
+    (core.repeat_requests). `contacts_done` of `contacts_total` is its progress; a newer run of the
+    same account supersedes it."""
+
+    __tablename__ = "repeat_recompute_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    window_days: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")  # queued | running | done | superseded | failed
+    contacts_total: Mapped[int] = mapped_column(default=0)
+    contacts_done: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    # The last contact key finished, so a retried run goes on from there.
+    cursor_key: Mapped[str | None] = mapped_column(sa.String(300))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    requested_by: Mapped[str | None] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        sa.CheckConstraint("status in ('queued', 'running', 'done', 'superseded', 'failed')", name="status"),
+    )
+
+
+class LiveCheck(Base):
+    """«Проверить на тестовом обращении»: an admin waits for the next chat of an integration; what
+    arrived since `started_at` is read back as stages (core.live_check)."""
+
+    __tablename__ = "live_checks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_by: Mapped[str | None] = mapped_column(sa.String(200))
+    # The integration's newest inbox row when the check started: the chat it waits for comes after it.
+    after_event_id: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class WebhookEvent(Base):
     """The inbox: one row per talk item amoCRM posted, stored before we answer 2xx.
 
@@ -425,6 +467,12 @@ class ChatRequest(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Case-folded name, email and phone digits for the Raw data search (filled by the default).
     search_text: Mapped[str | None] = mapped_column(sa.Text, default=_request_search_text_default)
+    # Repeat requests (core.repeat_requests): who the contact is (amoCRM contact, else phone, else
+    # e-mail), whether they made a request within the account's repeat window before this one, and
+    # the first request of that series.
+    contact_key: Mapped[str | None] = mapped_column(sa.String(300))
+    is_repeat: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    first_request_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("requests.id", ondelete="SET NULL"))
 
     @property
     def attribution_message(self) -> Message | None:
@@ -444,6 +492,10 @@ class ChatRequest(Base):
         sa.Index("ix_requests_account_site_created", "account_id", "site_id", "created_at"),
         sa.Index("ix_requests_account_attribution_created", "account_id", "attribution", "created_at"),
         sa.Index("ix_requests_account_integration_created", "account_id", "integration_id", "created_at"),
+        sa.Index("ix_requests_account_contact_created", "account_id", "contact_key", "created_at"),
+        sa.Index("ix_requests_account_repeat_created", "account_id", "is_repeat", "created_at"),
+        # Deleting requests looks up the repeat ones pointing at them (the self-reference's SET NULL).
+        sa.Index("ix_requests_first_request_id", "first_request_id"),
         # Substring search: a pg_trgm GIN index on PostgreSQL (migration 0004 falls back to a plain
         # index where the extension cannot be created); a plain index on SQLite.
         sa.Index("ix_requests_search_text", "search_text", postgresql_using="gin",

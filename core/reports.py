@@ -43,7 +43,7 @@ REQUEST_COLUMNS = (
     "id", "integration_id", "talk_id", "chat_id", "origin", "channel", "contact_name", "phone", "phone_raw", "email",
     "created_at", "closed_at", "session_id", "visitor_id", "site_id", "campaign_id", "source_id", "utm_source", "utm_medium",
     "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "attribution",
-    "amo_lead_id", "amo_contact_id",
+    "amo_lead_id", "amo_contact_id", "is_repeat", "first_request_id",
 )
 EVENT_STATUSES = event_status.ALL
 
@@ -52,6 +52,9 @@ ATTRIBUTION_LABELS = {
     "messenger": define("attribution.kind.messenger", N_("Messenger")),
     "default": define("attribution.kind.default", N_("By default")),
 }
+# The CSV's «Повторное обращение» column.
+REPEAT_YES = define("csv.repeat.yes", N_("yes"))
+REPEAT_NO = define("csv.repeat.no", N_("no"))
 LANGS = ("ru", "en")
 
 
@@ -127,6 +130,7 @@ class RequestFilter:
     site_id: int | None = None
     attribution: str | None = None
     q: str | None = None
+    is_repeat: bool | None = None  # repeat requests only (True), new ones only (False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, str], tz: str | ZoneInfo | None = None) -> "RequestFilter":
@@ -143,6 +147,7 @@ class RequestFilter:
             site_id=_id_param(get("site_id"), "site_id"),
             attribution=_choice_param(get("attribution"), "attribution", ATTRIBUTIONS),
             q=_text_param(get("q"), "q", MAX_SEARCH_LENGTH),
+            is_repeat=_bool_param(get("is_repeat"), "is_repeat"),
         )
         flt.check()
         return flt
@@ -173,6 +178,8 @@ class RequestFilter:
             where.append(c.attribution == self.attribution)
         if self.q:
             where.append(search_condition(self.q))
+        if self.is_repeat is not None:
+            where.append(c.is_repeat.is_(True) if self.is_repeat else c.is_repeat.is_(False))
         return where
 
 
@@ -210,6 +217,16 @@ def _id_param(raw, field: str, allow_none: bool = True) -> int | None:
     if not 1 <= value <= MAX_ID:
         raise ValidationFailed(f"{field} must be a positive whole number", field)
     return value
+
+
+def _bool_param(raw, field: str) -> bool | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    if raw in ("true", "false"):
+        return raw == "true"
+    raise ValidationFailed(f"{field} must be true or false", field)
 
 
 def _choice_param(raw, field: str, choices: tuple[str, ...]) -> str | None:
@@ -567,12 +584,14 @@ CSV_COLUMNS: tuple[CsvColumn, ...] = (
     CsvColumn("amo_lead_url", N_("Lead in amoCRM")),
     CsvColumn("amo_contact_url", N_("Contact in amoCRM")),
     CsvColumn("closed_at", N_("Talk closed (%(tz)s)")),
+    CsvColumn("is_repeat", N_("Repeat request")),
+    CsvColumn("first_request_id", N_("First request ID")),
 )
 _CSV_SOURCE = (
     "id", "created_at", "channel", "origin", "contact_name", "phone", "phone_raw", "email", "site_id", "campaign_id",
     "source_id", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "entrance_page", "session_id",
     "visitor_id", "attribution", "attribution_reason_code", "attribution_reason_params", "integration_id", "talk_id", "amo_lead_id", "amo_contact_id",
-    "closed_at",
+    "closed_at", "is_repeat", "first_request_id",
 )
 DELIMITERS = {",": ",", ";": ";", "comma": ",", "semicolon": ";", "tab": "\t"}
 
@@ -627,6 +646,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
 
     def reason_text(code, params):
         return safe(render(Message.from_json(code, params), translations))
+    repeat_labels = {True: safe(render(REPEAT_YES(), translations)), False: safe(render(REPEAT_NO(), translations))}
 
     result = session.execute(stmt, execution_options={"yield_per": max(int(chunk_rows), 1)})
     try:
@@ -635,7 +655,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
             for (rid, created_at, channel, origin, name, phone, phone_raw, email, site_id, campaign_id, source_id, utm_source,
                  utm_medium, utm_campaign, utm_term, utm_content, referrer, entrance_page, session_id, visitor_id,
                  attribution, reason_code, reason_params, integration_id, talk_id, lead_id, contact_id,
-                 closed_at) in partition:
+                 closed_at, is_repeat, first_request_id) in partition:
                 label = channels.get(channel)
                 if label is None:
                     label = channels[channel] = safe(channel_label(channel, translations))
@@ -648,6 +668,7 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
                     reason_text(reason_code, reason_params), integrations.get(integration_id), talk_id,
                     f"{base}/leads/detail/{lead_id}" if base and lead_id else None,
                     f"{base}/contacts/detail/{contact_id}" if base and contact_id else None, when(closed_at),
+                    repeat_labels[bool(is_repeat)], first_request_id,
                 ))
             writer.writerows(lines)
             yield buffer.getvalue()

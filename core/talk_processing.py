@@ -28,6 +28,7 @@ from core.contact_data import (contact_email, contact_name, contact_phone, conta
 from core import event_status
 from core.db import insert_ignoring_conflicts, utcnow
 from core.event_status import EventStatus
+from core.repeat_requests import mark_request as mark_repeat_request
 from core.messengers import channel_for_origin, excluded_channel_reason
 from core.messages import Message
 from core.models import ChatRequest, Integration, WebhookEvent, stored_message
@@ -277,6 +278,7 @@ def record_request(session: Session, integration: Integration, event: WebhookEve
         new_id = session.scalar(
             sa.select(ChatRequest.id).where(ChatRequest.integration_id == integration.id, ChatRequest.talk_id == event.talk_id)
         )
+    mark_repeat_request(session, new_id)  # new or repeat of the contact's series, in this transaction
     return new_id
 
 
@@ -357,7 +359,7 @@ def park_events(session: Session, integration_id: int, error: str) -> int:
     """The integration lost its authorisation: keep its events (not lost, not retried to death)."""
     result = session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_((EventStatus.RECEIVED, "processing")))
+        .where(WebhookEvent.integration_id == integration_id, WebhookEvent.status.in_(event_status.PENDING))
         .values(status=EventStatus.PARKED, **_reason_values(event_reasons.NEEDS_REAUTH()), error=error[:2000], claim_token=None)
         .execution_options(synchronize_session=False)
     )

@@ -17,7 +17,7 @@ import logging
 
 import dramatiq
 
-from core import maintenance, reconciliation, talk_processing
+from core import maintenance, reconciliation, repeat_requests, talk_processing
 from workers import outbox, runtime
 from workers.outbox import enqueue_talk_events  # noqa: F401  (what tests and the sweeper's callers send)
 
@@ -70,7 +70,22 @@ def run_backfill(run_id: int):
     log.info("backfill %s: %s", run_id, outcome.result)
 
 
-# Each actor's options: Dramatiq's retries stay off (max_retries=0) but for a backfill's wait.
+def repeat_recompute_failed(message_data, retry_info):
+    with runtime.services().session_factory() as session:
+        repeat_requests.fail_recompute(session, message_data["args"][0], "the worker gave up; save the repeat window again")
+        session.commit()
+
+
+def recompute_repeat_requests(run_id: int):
+    """The account's repeat window changed: recompute every contact's repeat flags (a retry goes on
+    from the last contact finished; the result does not depend on how often it runs). It has no inbox
+    row to hold a schedule, so, like a backfill, Dramatiq's retries count here."""
+    outcome = repeat_requests.run_recompute(runtime.services().session_factory, run_id)
+    log.info("repeat recompute %s: %s (%s changed)", run_id, outcome.result, outcome.changed)
+
+
+# Each actor's options: Dramatiq's retries stay off (max_retries=0) but for the jobs without an inbox row
+# (a backfill's wait, a repeat recompute).
 ACTORS = (
     (process_talk_event, outbox.PROCESS_TALK_EVENT, dict(max_retries=0, time_limit=120_000)),
     (run_maintenance, outbox.RUN_MAINTENANCE, dict(max_retries=0, time_limit=600_000)),
@@ -78,6 +93,10 @@ ACTORS = (
     (backfill_failed, outbox.BACKFILL_FAILED, dict(max_retries=0)),
     (run_backfill, outbox.RUN_BACKFILL, dict(max_retries=20, min_backoff=15_000, max_backoff=120_000,
                                              time_limit=60 * 60_000, on_retry_exhausted=outbox.BACKFILL_FAILED)),
+    (repeat_recompute_failed, outbox.REPEAT_RECOMPUTE_FAILED, dict(max_retries=0)),
+    (recompute_repeat_requests, outbox.RECOMPUTE_REPEAT_REQUESTS,
+     dict(max_retries=5, min_backoff=5_000, max_backoff=60_000, time_limit=60 * 60_000,
+          on_retry_exhausted=outbox.REPEAT_RECOMPUTE_FAILED)),
 )
 
 

@@ -32,12 +32,16 @@ RUN_MAINTENANCE = "chatsource.run_maintenance"
 RECONCILE_INTEGRATION = "chatsource.reconcile_integration"
 RUN_BACKFILL = "chatsource.run_backfill"
 BACKFILL_FAILED = "chatsource.backfill_failed"
+RECOMPUTE_REPEAT_REQUESTS = "chatsource.recompute_repeat_requests"
+REPEAT_RECOMPUTE_FAILED = "chatsource.repeat_recompute_failed"
 ACTOR_QUEUES = {
     PROCESS_TALK_EVENT: TALK_QUEUE,
     RUN_MAINTENANCE: MAINTENANCE_QUEUE,
     RECONCILE_INTEGRATION: MAINTENANCE_QUEUE,
     RUN_BACKFILL: MAINTENANCE_QUEUE,
     BACKFILL_FAILED: MAINTENANCE_QUEUE,
+    RECOMPUTE_REPEAT_REQUESTS: MAINTENANCE_QUEUE,
+    REPEAT_RECOMPUTE_FAILED: MAINTENANCE_QUEUE,
 }
 
 
@@ -147,6 +151,11 @@ def enqueue_reconcile(integration_id: int) -> bool:
 
 def enqueue_backfill(run_id: int) -> bool:
     return enqueue(RUN_BACKFILL, run_id)
+
+
+def enqueue_repeat_recompute(run_id: int) -> bool:
+    """The account's repeat window changed: recompute the repeat flags in the background."""
+    return enqueue(RECOMPUTE_REPEAT_REQUESTS, run_id)
 
 
 def enqueue_maintenance() -> bool:

@@ -2,6 +2,7 @@
 password guessing is slowed down, sign-out works, and the UI speaks Russian first, English on request."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ def _admin_get_urls(app) -> list[str]:
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/admin") or "GET" not in rule.methods or rule.endpoint.endswith(".static"):
             continue
-        urls.append(rule.rule.replace("<int:integration_id>", "1").replace("<path:filename>", "x"))
+        urls.append(re.sub(r"<int:[a-z_]+>", "1", rule.rule).replace("<path:filename>", "x"))
     return urls
 
 

@@ -94,3 +94,15 @@ def test_session_created_with_rules_applied(client, api):
 def test_healthz(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok" and body["db"] == "ok" and body["broker"] == "embedded"
+
+
+def test_an_integration_id_that_cannot_travel_in_a_header_is_refused(client, api):
+    """amoCRM's integration ID goes into the X-Client-UUID header of every call to amoCRM: a value
+    outside visible ASCII would make each of them fail (found by the OpenAPI fuzz), so it is refused."""
+    integration = client.post("/api/v1/integrations", headers=api, json={"name": "amo"}).get_json()
+    url = f"/api/v1/integrations/{integration['id']}"
+    for bad in ("ид-интеграции", "1f2e 3d4c", "\U000e34f9abc", ""):
+        response = client.patch(url, headers=api, json={"client_id": bad})
+        assert response.status_code == 422 and response.get_json()["error"]["field"] == "client_id", bad
+    good = "1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718"
+    assert client.patch(url, headers=api, json={"client_id": f" {good} "}).get_json()["client_id"] == good

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import MessengerClick, VisitorSession
-from tests.helpers.tracking_http import CHROME, LANDING, ORIGIN, send, shop_site
+from tests.helpers.tracking_http import LANDING, ORIGIN, send, shop_site
 
 
 @pytest.fixture

@@ -23,19 +23,22 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import get_translations
 from flask_login import current_user
 
-from core import integrations, reconciliation, reports
+from core import integrations, live_check, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
 from core.crypto import new_token
 from core.diagnostics import check_integration
-from core.messages import N_
+from core.messages import N_, Message
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
 from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
 from core.webhook_rotation import rotate_webhook
+from web.admin.dashboard_views import format_moment
 from web.admin.messages import connect_error, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
+from web.i18n import current_locale
+from web.messages import say
 from web.oauth import BROWSER_BINDING_KEY
 from workers import outbox
 
@@ -218,7 +221,7 @@ class IntegrationsView(AdminAccess, BaseView):
         return rows
 
     def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
-                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None):
+                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None, live=None):
         problem = session.pop(CONNECT_PROBLEM_KEY, None)
         connect_problem = problem["message"] if problem and problem.get("id") == integration.id else None
         sites, sources, campaigns = self._choices()
@@ -258,8 +261,20 @@ class IntegrationsView(AdminAccess, BaseView):
             backfill_problem=backfill_problem,
             reconcile_minutes=max(round(services().settings.reconcile_interval_seconds / 60), 1),
             campaign_label=lambda c: f"{c.name} ({c.site.name})" if c.site else c.name,
+            live=live if live is not None else self._live_from_args(integration),
         )
         return body, status
+
+    def _live_from_args(self, integration: Integration) -> dict | None:
+        """The live check named in `?live_check=` (after «Проверить на тестовом обращении»)."""
+        raw = (request.args.get("live_check") or "").strip()
+        if not raw.isdigit():
+            return None
+        try:
+            check = live_check.get_check(db.session, current_account_id(), integration.id, int(raw))
+        except NotFound:
+            return None
+        return live_check_view(live_check.check_state(db.session, check), current_locale())
 
     def _connect_response(self, integration: Integration):
         """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
@@ -495,12 +510,65 @@ class IntegrationsView(AdminAccess, BaseView):
         flash(_("The amoCRM account is disconnected and the integration is switched off. Chats are no longer recorded."), "success")
         return redirect(self._setup_url(integration.id))
 
+    @expose("/<int:integration_id>/live-check", methods=("POST",))
+    def start_live_check(self, integration_id: int):
+        """«Проверить на тестовом обращении»: wait for the next chat (the page follows it live)."""
+        integration = self._get(integration_id)
+        check = live_check.start_check(db.session, current_account_id(), integration.id,
+                                       started_by=f"admin:{current_user.email}"[:200])
+        db.session.commit()
+        return redirect(url_for(".setup", integration_id=integration.id, live_check=check.id) + "#live-check")
+
+    @expose("/<int:integration_id>/live-check/<int:check_id>")
+    def live_check_progress(self, integration_id: int, check_id: int):
+        """The check's stages as JSON with their HTML (the page polls it every two seconds)."""
+        integration = self._get(integration_id)
+        try:
+            check = live_check.get_check(db.session, current_account_id(), integration.id, check_id)
+        except NotFound:
+            return jsonify({"error": {"code": "not_found", "message": "no such live check"}}), 404
+        view = live_check_view(live_check.check_state(db.session, check), current_locale())
+        html = self.render("admin/cs_live_check.html", live=view, integration=integration)
+        return jsonify({"status": view["status"], "finished": view["finished"], "html": html,
+                        "stages": [{"key": st["key"], "state": st["state"]} for st in view["stages"]]})
+
     @expose("/<int:integration_id>/check", methods=("POST",))
     def check(self, integration_id: int):
         integration = self._get(integration_id)
         checks = check_integration(db.session, services(), current_account_id(), integration.id)
         db.session.commit()
         return self._render_setup(integration, checks=checks)
+
+
+def _stage_view(stage, lang: str) -> dict:
+    params = dict(stage.params)
+    if "channel" in params:
+        params["channel"] = channel_label(params["channel"], get_translations())
+    if "kind" in params:
+        params["kind"] = reports.attribution_label(params["kind"], get_translations())
+    if isinstance(params.get("reason"), Message):
+        params["reason"] = say(params["reason"])
+    return {"key": stage.key, "state": stage.state, "title": _(stage.title),
+            "message": _(stage.message, **params) if stage.message else None,
+            "fix": _(stage.fix, **params) if stage.fix else None,
+            "at": format_moment(stage.at, lang, seconds=True) if stage.at else None}
+
+
+def live_check_view(state, lang: str) -> dict:
+    """A live check's state with its texts in the admin's language, for the template and the JSON."""
+    stages = [_stage_view(s, lang) for s in state.stages]
+    seen = [s["title"] for s in stages if s["state"] in ("done", "warning")]
+    return {
+        "id": state.check_id, "status": state.status, "finished": state.finished,
+        "needs_fix": any(s["state"] == "failed" for s in stages),
+        "started": format_moment(state.started_at, lang, seconds=True),
+        "deadline": format_moment(state.deadline, lang),
+        "stages": stages, "problems": [_stage_view(p, lang) for p in state.problems],
+        "seen": seen, "talk_id": state.talk_id, "request_id": state.request_id,
+        "request_url": url_for("requests.index_view", integration_id=state.integration_id,
+                               q=state.request_query or None) if state.request_id else None,
+        "poll_url": url_for(".live_check_progress", integration_id=state.integration_id, check_id=state.check_id),
+    }
 
 
 def make_views():

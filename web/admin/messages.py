@@ -29,6 +29,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"(?:site|default_site_id:) (?P<id>\S+) does not exist in this account", N_("The site %(id)s does not exist in this account.")),
     # integrations
     (r"(?:amocrm_url|token_url) is required", N_("Enter the address.")),
+    (r"client_id is amoCRM's integration ID.*", N_("The integration ID is amoCRM's ID of your integration "
+                                                  "(Latin letters, digits and dashes, no spaces).")),
     (r"click_window_minutes must be a whole number of minutes from 0 \(off\) to (?P<max>\d+)",
      N_("The click window is a whole number of minutes from 0 (off) to %(max)s.")),
     (r"(?:amocrm_url|token_url): The amoCRM address is empty\.", N_("Enter the address.")),

@@ -27,7 +27,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import get_translations, ngettext
 from flask_login import current_user
 
-from core import dashboard, event_status, maintenance, reports
+from core import dashboard, event_status, maintenance, repeat_requests, reports
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Integration, Site, Source
 from web.csv_export import requests_csv_response
@@ -38,7 +38,7 @@ from web.i18n import current_locale
 from workers import outbox
 
 FILTER_FIELDS = ("date_from", "date_till", "integration_id", "channel", "campaign_id", "source_id", "site_id",
-                 "attribution", "q")
+                 "attribution", "q", "is_repeat")
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE = 1_000_000
@@ -66,6 +66,7 @@ COLUMNS = (
     ("entrance_page", N_("Entrance page"), None),
     ("session_id", N_("Session ID"), None),
     ("attribution", N_("Attribution"), "attribution"),
+    ("is_repeat", N_("New or repeat"), None),
     ("integration", N_("Integration"), "integration"),
     ("amocrm", "amoCRM", "talk_id"),
 )
@@ -79,6 +80,7 @@ FIELD_PROBLEMS = {
     "site_id": N_("Choose the site from the list."),
     "channel": N_("Choose the channel from the list."),
     "attribution": N_("Choose the attribution from the list."),
+    "is_repeat": N_("Choose new or repeat requests from the list."),
     "sort": N_("The table cannot be sorted that way; press a column header instead."),
     "page": N_("The page number must be a whole number from 1."),
     "per_page": N_("Show 25, 50, 100 or 200 rows per page."),
@@ -105,6 +107,28 @@ def problem_text(exc: ValidationFailed) -> str:
 
 def services():
     return current_app.extensions["chatsource.services"]
+
+
+def first_requests_of(rows, lang: str) -> dict[int, dict]:
+    """The first requests the page's repeat ones point at: their time, and a link to the contact's
+    requests (searched by phone, e-mail or name, whichever the first request has)."""
+    from core.models import ChatRequest
+
+    ids = {r.first_request_id for r in rows if r.first_request_id}
+    if not ids:
+        return {}
+    found = db.session.scalars(sa.select(ChatRequest).where(ChatRequest.id.in_(ids))).all()
+    return {r.id: {"when": format_moment(r.created_at, lang),
+                   "url": url_for(".index_view", q=r.phone or r.email or r.contact_name) if (r.phone or r.email or r.contact_name) else None}
+            for r in found}
+
+
+def repeat_panel(account_id: int) -> dict:
+    """The repeat window and the progress of its last recompute, for the report's settings strip."""
+    run = repeat_requests.latest_run(db.session, account_id)
+    return {"window_days": repeat_requests.window_days(db.session, account_id),
+            "run": repeat_requests.run_to_dict(run) if run else None,
+            "min": repeat_requests.MIN_WINDOW_DAYS, "max": repeat_requests.MAX_WINDOW_DAYS}
 
 
 def own_choices(account_id: int) -> dict:
@@ -190,6 +214,9 @@ class RequestsReportView(AdminAccess, BaseView):
             problem=problem, problem_field=problem_field, choices=own_choices(account_id),
             channels=[(k, reports.channel_label(k, get_translations())) for k in reports.CHANNEL_LABELS if k != "unknown"],
             attributions=[(k, reports.attribution_label(k, get_translations())) for k in reports.ATTRIBUTIONS],
+            repeat_choices=[("false", _("New")), ("true", _("Repeat"))],
+            first_requests=first_requests_of(result.rows, lang),
+            repeat=repeat_panel(account_id),
             presets=self._presets(args), tz_name=zone_name(),
             csv_urls={d: url_for(".export_csv", **{k: v for k, v in args.items() if k != "per_page"}, lang=lang, delimiter=d)
                       for d in CSV_DELIMITERS},
@@ -236,6 +263,32 @@ class RequestsReportView(AdminAccess, BaseView):
             attribution_label=reports.attribution_label(row.attribution, translations),
         )
         return data
+
+    @expose("/repeat-window", methods=("POST",))
+    def repeat_window(self):
+        """«Период повторности»: save the window; a worker recomputes the flags (progress below)."""
+        account_id = current_account_id()
+        try:
+            days = repeat_requests.parse_window(request.form.get("repeat_window_days"))
+            run = repeat_requests.change_window(db.session, account_id, days, requested_by=f"admin:{current_user.email}"[:200])
+        except ValidationFailed:
+            db.session.rollback()
+            flash(_("The repeat window is a whole number of days from %(min)s to %(max)s.",
+                    min=repeat_requests.MIN_WINDOW_DAYS, max=repeat_requests.MAX_WINDOW_DAYS), "error")
+            return redirect(url_for(".index_view"))
+        db.session.commit()
+        if run is None:
+            flash(_("The repeat window is already %(days)s days.", days=days), "info")
+        else:
+            outbox.enqueue_repeat_recompute(run.id)
+            flash(_("The repeat window is now %(days)s days; repeat requests are being recomputed.", days=days), "success")
+        return redirect(url_for(".index_view"))
+
+    @expose("/repeat-window/progress")
+    def repeat_progress(self):
+        """The last recompute's progress as JSON (the report polls it while it runs)."""
+        run = repeat_requests.latest_run(db.session, current_account_id())
+        return jsonify({"data": repeat_requests.run_to_dict(run) if run else None})
 
     @expose("/export.csv")
     def export_csv(self):

@@ -95,6 +95,8 @@ class RequestFilters(TimeZone):
     date_till: Annotated[str | None, Field(description="created until (inclusive). " + MOMENT_TEXT)] = None
     integration_id: Annotated[QueryId | None, Field(description="one integration")] = None
     channel: Annotated[str | None, Field(max_length=30, description="site_chat, telegram, whatsapp, …")] = None
+    is_repeat: Annotated[Literal["true", "false"] | None, Field(
+        description="repeat requests only (true) or new ones only (false)")] = None
     campaign_id: Annotated[OptionalId | None, Field(description="an ad campaign id, or `none`")] = None
     source_id: Annotated[OptionalId | None, Field(description="a source id, or `none`")] = None
     site_id: Annotated[OptionalId | None, Field(description="a site id, or `none`")] = None
@@ -396,6 +398,11 @@ Request = create_model(
     amo_lead_id=(int | None, ...), amo_contact_id=(int | None, ...),
     amo_lead_url=(Annotated[str | None, Field(description="{amoCRM}/leads/detail/{id}")], ...),
     amo_contact_url=(Annotated[str | None, Field(description="{amoCRM}/contacts/detail/{id}")], ...),
+    is_repeat=(Annotated[bool, Field(description=(
+        "the contact (amoCRM contact, else phone, else e-mail) made a request within the account's repeat window "
+        "(30 days unless changed) before this one"))], ...),
+    first_request_id=(Annotated[int | None, Field(description=(
+        "a repeat request's first request of the series; null when new"))], ...),
 )
 
 
@@ -566,6 +573,13 @@ class DashboardRange(Answer):
     previous_till: DayText
 
 
+class RepeatSummary(Answer):
+    new: Count
+    repeat: Count
+    repeat_share: float
+    window_days: Annotated[int, Field(description="the account's repeat window")]
+
+
 class Dashboard(Answer):
     range: DashboardRange
     integration_id: Id | None
@@ -577,6 +591,7 @@ class Dashboard(Answer):
     attribution: AttributionSummary
     integrations: list[IntegrationHealth]
     warnings: list[Warning]
+    repeat: RepeatSummary
 
 
 # --- errors ------------------------------------------------------------------------------------------
