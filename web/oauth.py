@@ -22,7 +22,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connect, confirmation_details, receive_callback
-from web.admin.messages import connect_error
+from web.admin.messages import connect_error, translate
 from web.extensions import csrf, db
 from web.i18n import safe_next
 
@@ -66,12 +66,13 @@ def _success(result):
     # Chats closed while the connection was broken and no webhook reached us: read amoCRM's event log now.
     enqueue_reconcile(result.integration_id)
     flash(_("amoCRM is connected: %(account)s.", account=result.account_name or "—"), "success")
-    for warning in result.warnings:
+    warnings = [translate(w) for w in result.warnings]
+    for warning in warnings:
         flash(warning, "warning")
     return_to = safe_next(result.return_to, "") or _integration_url(result.integration_id)
     return _private(render_template(
         "oauth_result.html", ok=True, code="connected", account_name=result.account_name,
-        webhook_registered=result.webhook_registered, warnings=result.warnings,
+        webhook_registered=result.webhook_registered, warnings=warnings,
         integration_id=result.integration_id, return_to=return_to,
     ))
 

@@ -29,9 +29,9 @@ from core.crypto import new_token
 from core.diagnostics import check_integration
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
-from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
+from core.oauth_connect import ConnectError, check_connectable, disconnect, register_webhook, start_connect
 from core.webhook_rotation import rotate_webhook
-from web.admin.messages import connect_error, translate
+from web.admin.messages import connect_error, connect_error_fields, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
@@ -201,7 +201,9 @@ class IntegrationsView(AdminAccess, BaseView):
     def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
                       checks=None, status: int = 200, backfill_values=None, backfill_problem=None):
         problem = session.pop(CONNECT_PROBLEM_KEY, None)
-        connect_problem = problem["message"] if problem and problem.get("id") == integration.id else None
+        connect_problem = problem["error"] if problem and problem.get("id") == integration.id else None
+        if connect_problem:
+            errors = {**{field: "" for field in problem.get("fields", [])}, **(errors or {})}
         sites, sources, campaigns = self._choices()
         fields, fields_problem = self._custom_fields(integration)
         values = values or self._values(integration)
@@ -243,26 +245,37 @@ class IntegrationsView(AdminAccess, BaseView):
 
     def _connect_response(self, integration: Integration):
         """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
-        A failure is kept for step 1 of the setup page, where both paths land."""
+        A failure belongs to this attempt only: the popup's page shows it at once, the redirect
+        path carries it to the one page load that follows (never to a later one)."""
         return_to = self._setup_url(integration.id)
-        # The callback completes without a confirmation only in this browser session, for this user.
-        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
         try:
-            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
-                                user_id=current_user.id, browser_binding=binding)
+            url = self._start_connect(integration, return_to)
         except ConnectError as exc:
             db.session.commit()  # what the admin typed is kept
-            message = connect_error(exc.code, exc.message)
-            if exc.code == "host_not_allowed":
-                message = f"{message} {translate('amocrm_url: ' + exc.message)}"
-            session[CONNECT_PROBLEM_KEY] = {"id": integration.id, "message": message}
+            problem = self._connect_problem(integration, exc)
             if self._wants_json():
-                return jsonify({"error": message, "code": exc.code, "return_to": return_to}), 422
+                return jsonify(problem), 422
+            session[CONNECT_PROBLEM_KEY] = {"id": integration.id, **problem}
             return redirect(return_to + "#step-1")
         db.session.commit()
         if self._wants_json():
             return jsonify({"authorize_url": url, "return_to": return_to})
         return redirect(url)
+
+    def _start_connect(self, integration: Integration, return_to: str) -> str:
+        # The callback completes without a confirmation only in this browser session, for this user.
+        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
+        return start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
+                             user_id=current_user.id, browser_binding=binding)
+
+    @staticmethod
+    def _connect_problem(integration: Integration, exc: ConnectError) -> dict:
+        """What to say about a refused connect, and which step 1 fields it is about."""
+        message = connect_error(exc.code, exc.message)
+        if exc.code == "host_not_allowed":
+            message = f"{message} {translate('amocrm_url: ' + exc.message)}"
+        return {"error": message, "code": exc.code,
+                "fields": connect_error_fields(exc.code, integration.amocrm_url, integration.token_url)}
 
     # -- pages -------------------------------------------------------------------------------------
 
@@ -289,10 +302,26 @@ class IntegrationsView(AdminAccess, BaseView):
                 if self._wants_json():
                     return jsonify({"error": errors[exc.field or "name"], "field": exc.field}), 422
             else:
-                db.session.commit()
-                return self._connect_response(integration)
+                refused = self._refused_before_amocrm(integration)
+                if refused is None:
+                    db.session.commit()
+                    return self._connect_response(integration)
+                if self._wants_json():
+                    return jsonify(refused), 422
+                errors.update({field: "" for field in refused["fields"]}, connect=refused["error"])
         return self.render("admin/cs_integration_new.html", values=values, errors=errors,
                            has_default_secret=bool(settings.amocrm_client_secret)), (422 if errors else 200)
+
+    def _refused_before_amocrm(self, integration: Integration) -> dict | None:
+        """A new integration whose connect cannot even start is not kept (no draft): the problem,
+        for the form of `new`, or None when amoCRM's consent page is next."""
+        try:
+            check_connectable(services(), integration)
+        except ConnectError as exc:
+            problem = self._connect_problem(integration, exc)
+            db.session.rollback()
+            return problem
+        return None
 
     @expose("/<int:integration_id>/", methods=("GET", "POST"))
     def setup(self, integration_id: int):

@@ -1,0 +1,129 @@
+"""The admin as a marketer uses it (issue 15): each item of the issue, in a real browser (the system
+Chromium, headless) against the amoCRM sandbox. One test per behaviour, each on its own data.
+"""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from core import integrations
+from core.models import Integration
+from tests.web.admin_helpers import PASSWORD, make_user
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def browser_context(chromium):
+    contexts = []
+
+    def make(**kwargs):
+        context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900}, **kwargs)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def admin(app, live, browser_context):
+    """A signed-in admin's page; `admin.errors` collects the JavaScript errors of every page."""
+    make_user(app, "admin@example.ru", PASSWORD)
+    context = browser_context()
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    sign_in(page, live.url)
+    return page
+
+
+def sign_in(page, base, next_url="/admin/"):
+    page.goto(f"{base}/login?next={next_url}")
+    page.fill("#email", "admin@example.ru")
+    page.fill("#password", PASSWORD)
+    page.click("[data-testid=login]")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def new_integration(app, account_id, **data):
+    services = app.extensions["chatsource.services"]
+    with services.session_factory() as session:
+        row = integrations.create_integration(session, services, account_id, {"name": "Основной amoCRM", **data})
+        session.commit()
+        return row.id
+
+
+def integration_rows(app) -> list[Integration]:
+    with app.extensions["chatsource.services"].session_factory() as session:
+        return list(session.scalars(sa.select(Integration).order_by(Integration.id)))
+
+
+# -- item 3: a message belongs to the attempt that produced it ---------------------------------------
+
+def test_a_connect_problem_is_shown_at_once_and_not_again_after_the_fix(app, live, amo, account_id, admin):
+    integration_id = new_integration(app, account_id)
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    page.click("[data-testid=connect]")  # the popup path: the page itself says what is wrong
+    page.wait_for_selector("[data-testid=connect-problem]")
+    assert "Замените YOURDOMAIN" in page.inner_text("[data-testid=connect-problem]")
+    assert "is-invalid" in page.get_attribute("#amocrm_url", "class")
+    page.fill("#amocrm_url", amo.url)
+    page.fill("#token_url", amo.url + "/oauth2/access_token")
+    with page.expect_popup():
+        page.click("[data-testid=connect]")
+    page.wait_for_selector("[data-testid=connected-account]")
+    assert "Замените YOURDOMAIN" not in page.content()
+    page.reload()
+    assert "Замените YOURDOMAIN" not in page.content()
+    assert page.errors == []
+
+
+def test_without_popups_the_problem_comes_with_the_one_page_that_follows(app, live, account_id, browser_context):
+    integration_id = new_integration(app, account_id)
+    make_user(app, "admin@example.ru", PASSWORD)
+    context = browser_context()
+    context.add_init_script("window.open = function () { return null; };")  # a popup blocker
+    page = context.new_page()
+    sign_in(page, live.url, f"/admin/integrations/{integration_id}/")
+    page.click("[data-testid=connect]")
+    page.wait_for_selector("[data-testid=connect-problem]")
+    assert "Замените YOURDOMAIN" in page.inner_text("[data-testid=connect-problem]")
+    page.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    assert not page.is_visible("[data-testid=connect-problem]")
+    assert "Замените YOURDOMAIN" not in page.content()
+
+
+# -- item 1: the Token URL is checked before amoCRM, and a correction is said -------------------------
+
+def test_a_token_url_on_another_host_is_refused_before_amocrm_and_nothing_is_kept(app, live, amo, admin):
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/new")
+    page.fill("#name", "Основной amoCRM")
+    page.fill("#amocrm_url", amo.url)
+    page.fill("#token_url", f"http://localhost:{amo.port}/oauth2/access_token")
+    page.click("[data-testid=connect]")
+    page.wait_for_selector("[data-testid=connect-problem]")
+    problem = page.inner_text("[data-testid=connect-problem]")
+    assert "Token URL должен быть на том же адресе" in problem and f"{amo.url}/oauth2/access_token" in problem
+    assert "is-invalid" in page.get_attribute("#token_url", "class")
+    assert "is-invalid" not in page.get_attribute("#amocrm_url", "class")
+    assert integration_rows(app) == []  # no draft from a connect that never reached amoCRM
+    assert page.errors == []
+
+
+def test_a_token_url_corrected_after_the_consent_is_said_on_the_page(app, live, amo, admin):
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/new")
+    page.fill("#name", "Основной amoCRM")
+    typed = f"http://localhost:{amo.port}"  # amoCRM answers for the account at 127.0.0.1 (its referer)
+    page.fill("#amocrm_url", typed)
+    page.fill("#token_url", typed + "/oauth2/access_token")
+    with page.expect_popup():
+        page.click("[data-testid=connect]")
+    page.wait_for_selector("[data-testid=connected-account]")
+    assert f"Token URL исправлен на {amo.url}/oauth2/access_token" in page.content()
+    assert page.input_value("#token_url") == f"{amo.url}/oauth2/access_token"
