@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from core import integrations
 from core.models import Integration
+from tests.conftest import TEST_CLIENT_ID
 from tests.web.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
@@ -127,3 +128,57 @@ def test_a_token_url_corrected_after_the_consent_is_said_on_the_page(app, live, 
     page.wait_for_selector("[data-testid=connected-account]")
     assert f"Token URL исправлен на {amo.url}/oauth2/access_token" in page.content()
     assert page.input_value("#token_url") == f"{amo.url}/oauth2/access_token"
+
+
+def connected_integration(app, account_id, amo, **fields):
+    """An integration connected to the sandbox through the real OAuth exchange (no browser)."""
+    services = app.extensions["chatsource.services"]
+    integration_id = new_integration(app, account_id, amocrm_url=amo.url, token_url=amo.url + "/oauth2/access_token")
+    from core.oauth_connect import _exchange_and_finish
+
+    code = amo.control("POST", "/oauth/codes", json={"client_id": TEST_CLIENT_ID})["code"]
+    _exchange_and_finish(services, integration_id, code, amo.host, None)
+    if fields:
+        with services.session_factory() as session:
+            row = session.get(Integration, integration_id)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            session.commit()
+    return integration_id
+
+
+# -- item 6: one action, one name ---------------------------------------------------------------------
+
+def test_reconnect_has_one_name_in_step_one_and_in_the_status_panel(app, live, amo, account_id, admin):
+    integration_id = connected_integration(app, account_id, amo)
+    admin.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    assert admin.inner_text("[data-testid=connect]").strip() == "Подключить заново"
+    assert admin.inner_text("[data-testid=status-connect]").strip() == "Подключить заново"
+
+
+# -- item 7: the header badges tell the webhook's state ------------------------------------------------
+
+def test_badges_say_when_amocrm_disabled_the_webhook_of_an_active_integration(app, live, amo, account_id, admin):
+    integration_id = connected_integration(app, account_id, amo, is_active=True, webhook_disabled=True)
+    for url in (f"/admin/integrations/{integration_id}/", "/admin/integrations/"):
+        admin.goto(live.url + url)
+        badges = admin.inner_text("[data-testid=badges]")
+        assert "webhook отключён amoCRM" in badges and "события не приходят" in badges
+        assert "активна" not in badges
+    with app.extensions["chatsource.services"].session_factory() as session:
+        session.get(Integration, integration_id).webhook_disabled = False
+        session.commit()
+    admin.reload()
+    badges = admin.inner_text("[data-testid=badges]")
+    assert "активна" in badges and "webhook зарегистрирован" in badges
+
+
+# -- item 8: step 7 names the order and links to the main code -----------------------------------------
+
+def test_step_seven_says_the_main_code_goes_first_and_links_to_the_sites_page(app, live, amo, account_id, admin):
+    integration_id = connected_integration(app, account_id, amo, session_field_id=1, session_field_name="Сессия UIS")
+    admin.goto(f"{live.url}/admin/integrations/{integration_id}/#step-7")
+    steps = admin.locator("[data-testid=install-order] li").all_inner_texts()
+    assert "Сначала основной код отслеживания" in steps[0] and "Затем этот скрипт" in steps[1]
+    admin.click("[data-testid=sites-link]")
+    admin.wait_for_url(lambda url: "/admin/sites/" in url)

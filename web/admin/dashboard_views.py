@@ -52,7 +52,7 @@ ATTRIBUTION_COLORS = {"session": "#2e7d32", "messenger": "#1e88e5", "default": "
 
 # What to do about each warning: (label msgid, where). `where` is resolved by `_fix_url`.
 FIXES = {
-    "needs_reauth": [(N_("Reconnect amoCRM"), "setup#step-1")],
+    "needs_reauth": [(N_("Connect again"), "setup#step-1")],  # the name of step 1's button
     "webhook_disabled": [(N_("Register the webhook"), "setup#step-2")],
     "webhook_missing": [(N_("Register the webhook"), "setup#step-2")],
     "refresh_token_old": [(N_("Open the integration"), "setup#diagnostics")],
