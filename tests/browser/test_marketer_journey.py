@@ -182,3 +182,23 @@ def test_step_seven_says_the_main_code_goes_first_and_links_to_the_sites_page(ap
     assert "Сначала основной код отслеживания" in steps[0] and "Затем этот скрипт" in steps[1]
     admin.click("[data-testid=sites-link]")
     admin.wait_for_url(lambda url: "/admin/sites/" in url)
+
+
+# -- item 4: a refused «Активен» marks what is missing and keeps the tick as not applied ---------------
+
+def test_a_refused_activation_marks_the_missing_fields_and_keeps_the_tick(app, live, amo, account_id, admin):
+    integration_id = connected_integration(app, account_id, amo)
+    admin.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    admin.click("label[for=is_active]")
+    admin.click("[data-testid=save]")
+    admin.wait_for_selector("[data-testid=activation-errors]")
+    assert admin.is_checked("[data-testid=is-active]")
+    assert "не применено" in admin.inner_text("[data-testid=active-not-applied]")
+    assert "is-invalid" in admin.get_attribute("[data-testid=session-field]", "class")
+    assert "is-invalid" in admin.get_attribute("[data-testid=default-campaign]", "class")
+    targets = admin.locator("[data-activation-target]").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert targets == ["#step-3", "#default_campaign_id"]
+    admin.click("[data-activation-target=default_campaign_id]")
+    assert admin.evaluate("location.hash") == "#default_campaign_id"
+    with app.extensions["chatsource.services"].session_factory() as session:
+        assert session.get(Integration, integration_id).is_active is False  # not applied indeed

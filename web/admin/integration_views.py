@@ -59,6 +59,25 @@ def _int_or_none(value):
         return None
 
 
+# What `activation_problems` asks for (by its English start) → the field to mark and where it is.
+_ACTIVATION_TARGETS = (
+    ("connect the amoCRM account", None, "step-1"),
+    ("reconnect the amoCRM account", None, "step-1"),
+    ("choose the session custom field", "session_field", "step-3"),
+    ("choose the default ad campaign", "default_campaign_id", "step-4"),
+    ("choose the default source", "default_source_id", "step-4"),
+    ("choose the default site", "default_site_id", "step-4"),
+)
+
+
+def _activation_target(missing: str) -> dict:
+    for start, field, step in _ACTIVATION_TARGETS:
+        if missing.startswith(start):
+            # The session field's list exists only once connected: its step is always there.
+            return {"field": field, "anchor": field if field and field != "session_field" else step, "step": step}
+    return {"field": None, "anchor": "step-6", "step": "step-6"}
+
+
 class FormProblem(Exception):
     def __init__(self, field: str | None, message: str):
         super().__init__(message)
@@ -199,7 +218,8 @@ class IntegrationsView(AdminAccess, BaseView):
         return rows
 
     def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
-                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None):
+                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None,
+                      activation_refused=False):
         problem = session.pop(CONNECT_PROBLEM_KEY, None)
         connect_problem = problem["error"] if problem and problem.get("id") == integration.id else None
         if connect_problem:
@@ -224,6 +244,7 @@ class IntegrationsView(AdminAccess, BaseView):
             values=values,
             errors=errors or {},
             activation_errors=activation_errors or [],
+            activation_refused=activation_refused,
             checks=checks,
             connect_problem=connect_problem,
             webhook_url=integrations.webhook_url(services(), integration),
@@ -350,11 +371,14 @@ class IntegrationsView(AdminAccess, BaseView):
             try:
                 integrations.update_integration(db.session, services(), integration, {"is_active": wants_active})
             except integrations.ActivationBlocked as exc:
-                blocked = [translate(m) for m in exc.missing]
+                blocked = [{"text": translate(m), **_activation_target(m)} for m in exc.missing]
         db.session.commit()
         if blocked:
             flash(_("Settings saved, but the integration cannot be activated yet."), "warning")
-            return self._render_setup(integration, activation_errors=blocked, status=422)
+            values = {**self._values(integration), "is_active": True}  # the tick stays, shown as not applied
+            fields = {b["field"]: "" for b in blocked if b["field"]}
+            return self._render_setup(integration, values=values, errors=fields, activation_errors=blocked,
+                                      activation_refused=True, status=422)
         flash(_("Settings saved.") + (" " + _("The integration is active.") if integration.is_active else ""), "success")
         anchor = "step-7" if integrations.site_script(services(), integration) else None
         return redirect(self._setup_url(integration.id, anchor))
