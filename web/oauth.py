@@ -51,11 +51,20 @@ def _failure(exc: ConnectError):
     if exc.code == "wrong_account":  # nothing about the other account's integration is shown
         return _private(render_template("oauth_result.html", ok=False, code=exc.code, message=message,
                                         detail="", integration_id=None, return_to=None), 403)
+    if _still_connected(exc.integration_id):  # a refused reconnect leaves the working connection alone
+        message = f"{message} " + _("The previous connection still works: chats are still recorded.")
     flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
     return _private(render_template(
         "oauth_result.html", ok=False, code=exc.code, message=message,
         detail=exc.message, integration_id=exc.integration_id, return_to=_integration_url(exc.integration_id),
     ), 400)
+
+
+def _still_connected(integration_id: int | None) -> bool:
+    from core.models import Integration
+
+    row = db.session.get(Integration, integration_id) if integration_id else None
+    return bool(row is not None and row.status == "connected" and row.access_token_enc)
 
 
 def _success(result):

@@ -202,3 +202,29 @@ def test_a_refused_activation_marks_the_missing_fields_and_keeps_the_tick(app, l
     assert admin.evaluate("location.hash") == "#default_campaign_id"
     with app.extensions["chatsource.services"].session_factory() as session:
         assert session.get(Integration, integration_id).is_active is False  # not applied indeed
+
+
+# -- item 5: a reconnect refused in amoCRM; the redirect flow comes back by itself, without the code ----
+
+def test_a_refused_reconnect_says_the_old_connection_works_and_comes_back_without_the_code(
+        app, live, amo, account_id, browser_context):
+    integration_id = connected_integration(app, account_id, amo)
+    amo.state.update_settings({"auto_approve": False})
+    make_user(app, "admin@example.ru", PASSWORD)
+    context = browser_context()
+    context.add_init_script("window.open = function () { return null; };")  # popups blocked: this window
+    page = context.new_page()
+    addresses = []
+    page.on("framenavigated", lambda frame: addresses.append(frame.url) if frame == page.main_frame else None)
+    sign_in(page, live.url, f"/admin/integrations/{integration_id}/")
+    page.click("[data-testid=status-connect]")
+    page.wait_for_url(lambda url: url.startswith(amo.url + "/oauth"))
+    page.click("button[value=deny]")
+    page.wait_for_url(f"{live.url}/admin/integrations/{integration_id}/")  # back by itself
+    banner = page.inner_text(".alert-danger:not(.d-none)")
+    assert "Прежнее подключение по-прежнему работает" in banner
+    assert page.inner_text("[data-testid=status]") == "подключена"
+    # The standalone result page dropped amoCRM's answer from its address at once, before going back.
+    callback = [url for url in addresses if url.startswith(live.url + "/oauth/amocrm/callback")]
+    assert callback[-1] == live.url + "/oauth/amocrm/callback", addresses
+    assert not any("error=" in url or "state=" in url for url in addresses if url.startswith(live.url + "/admin"))
