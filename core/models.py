@@ -31,6 +31,8 @@ class Account(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
+    # Every time on every screen is shown in this IANA zone (core.accounts.set_time_zone).
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Moscow", server_default="Europe/Moscow")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -195,6 +197,8 @@ class Integration(Base):
     reconcile_unreadable_total: Mapped[int] = mapped_column(default=0, server_default="0")
     reconcile_error: Mapped[str | None] = mapped_column(sa.Text)
     reconcile_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Deleted by the admin (core.integration_removal): the row stays so that its requests stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

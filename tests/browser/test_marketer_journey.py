@@ -228,3 +228,52 @@ def test_a_refused_reconnect_says_the_old_connection_works_and_comes_back_withou
     callback = [url for url in addresses if url.startswith(live.url + "/oauth/amocrm/callback")]
     assert callback[-1] == live.url + "/oauth/amocrm/callback", addresses
     assert not any("error=" in url or "state=" in url for url in addresses if url.startswith(live.url + "/admin"))
+
+
+# -- item 2: drafts are drafts, and every integration can be deleted ------------------------------------
+
+def test_a_draft_left_by_an_abandoned_consent_is_named_and_deleted_with_confirmation(app, live, amo, account_id, admin):
+    amo.state.update_settings({"auto_approve": False})
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/new")
+    page.fill("#name", "Брошенный")
+    page.fill("#amocrm_url", amo.url)
+    page.fill("#token_url", amo.url + "/oauth2/access_token")
+    with page.expect_popup() as popup_info:
+        page.click("[data-testid=connect]")
+    popup_info.value.close()  # the admin closed amoCRM's consent page
+    page.goto(f"{live.url}/admin/integrations/")
+    assert "черновик" in page.inner_text("[data-testid=badges]")
+    [draft] = integration_rows(app)
+    dialogs = []
+    page.once("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.click(f"[data-testid=delete-draft-{draft.id}]")
+    assert dialogs == ["Удалить черновик «Брошенный»?"] and len(integration_rows(app)) == 1  # dismissed: kept
+    page.once("dialog", lambda d: d.accept())
+    page.click(f"[data-testid=delete-draft-{draft.id}]")
+    page.wait_for_selector("text=Черновик «Брошенный» удалён")
+    assert integration_rows(app) == []
+
+
+def test_deleting_a_connected_integration_keeps_its_requests_and_removes_its_webhook(app, live, amo, account_id, admin):
+    from datetime import datetime, timezone
+
+    from tests.report_data import add_request
+
+    integration_id = connected_integration(app, account_id, amo)
+    assert len(amo.state.list_webhooks(None)) == 1
+    with app.extensions["chatsource.services"].session_factory() as session:
+        add_request(session, account_id, integration_id, datetime.now(timezone.utc), contact_name="Анна Смирнова")
+        session.commit()
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    page.once("dialog", lambda d: d.accept())
+    page.click("[data-testid=delete]")
+    page.wait_for_url(f"{live.url}/admin/integrations/")
+    said = page.inner_text(".alert-success")
+    assert "Интеграция «Основной amoCRM» удалена" in said and "(1)" in said and "webhook удалён из amoCRM" in said
+    assert amo.state.list_webhooks(None) == []
+    assert "Основной amoCRM" not in page.inner_text(".cs-page")
+    assert page.goto(f"{live.url}/admin/integrations/{integration_id}/").status == 404
+    page.goto(f"{live.url}/admin/requests/")
+    assert "Анна Смирнова" in page.content()

@@ -25,6 +25,7 @@ from flask_login import current_user
 from core import integrations, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
+from core.integration_removal import delete_integration, is_draft
 from core.crypto import new_token
 from core.diagnostics import check_integration
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
@@ -241,6 +242,7 @@ class IntegrationsView(AdminAccess, BaseView):
         body = self.render(
             "admin/cs_integration.html",
             integration=integration,
+            draft=is_draft(db.session, integration),
             values=values,
             errors=errors or {},
             activation_errors=activation_errors or [],
@@ -303,7 +305,7 @@ class IntegrationsView(AdminAccess, BaseView):
     @expose("/")
     def index(self):
         rows = integrations.list_integrations(db.session, current_account_id())
-        return self.render("admin/cs_integrations.html", rows=rows,
+        return self.render("admin/cs_integrations.html", rows=rows, drafts={r.id for r in rows if is_draft(db.session, r)},
                            today={r.id: self._requests_today(r) for r in rows})
 
     @expose("/new", methods=("GET", "POST"))
@@ -522,6 +524,23 @@ class IntegrationsView(AdminAccess, BaseView):
         db.session.commit()
         flash(_("The amoCRM account is disconnected and the integration is switched off. Chats are no longer recorded."), "success")
         return redirect(self._setup_url(integration.id))
+
+    @expose("/<int:integration_id>/delete", methods=("POST",))
+    def delete(self, integration_id: int):
+        integration = self._get(integration_id)
+        removal = delete_integration(db.session, services(), integration)
+        if removal.was_draft:
+            flash(_("The draft «%(name)s» is deleted.", name=removal.name), "success")
+            return redirect(url_for(".index"))
+        said = [_("The integration «%(name)s» is deleted; its %(n)s requests stay in the reports.",
+                  name=removal.name, n=removal.requests_kept)]
+        if removal.webhook_removed:
+            said.append(_("Its webhook is removed from amoCRM."))
+        elif removal.webhook_error:
+            said.append(_("amoCRM did not remove its webhook (%(error)s): delete it by hand in amoCRM → Settings → "
+                          "Integrations → Webhooks.", error=removal.webhook_error))
+        flash(" ".join(said), "warning" if removal.webhook_error else "success")
+        return redirect(url_for(".index"))
 
     @expose("/<int:integration_id>/check", methods=("POST",))
     def check(self, integration_id: int):

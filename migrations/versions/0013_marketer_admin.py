@@ -1,0 +1,32 @@
+"""marketer admin (issue 15): integrations can be deleted, accounts have a time zone
+
+Revision ID: 0013
+Revises: 0007
+
+- integrations.deleted_at: a deleted integration keeps its row so that its requests stay in the
+  reports; it is gone from every list, its webhook url answers 404 and it is never contacted again.
+- accounts.time_zone: the IANA zone every time on every screen is shown in (default Europe/Moscow).
+"""
+from alembic import op
+import sqlalchemy as sa
+
+from core.db import UTCDateTime
+
+revision = '0013'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('integrations', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('deleted_at', UTCDateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('time_zone', sa.String(length=64), nullable=False, server_default='Europe/Moscow'))
+
+
+def downgrade():
+    with op.batch_alter_table('accounts', schema=None) as batch_op:
+        batch_op.drop_column('time_zone')
+    with op.batch_alter_table('integrations', schema=None) as batch_op:
+        batch_op.drop_column('deleted_at')
