@@ -277,3 +277,39 @@ def test_deleting_a_connected_integration_keeps_its_requests_and_removes_its_web
     assert page.goto(f"{live.url}/admin/integrations/{integration_id}/").status == 404
     page.goto(f"{live.url}/admin/requests/")
     assert "Анна Смирнова" in page.content()
+
+
+# -- item 10: one time zone, the account's, named once per page ----------------------------------------
+
+def test_every_screen_shows_times_in_the_account_time_zone_named_once(app, live, amo, account_id, admin):
+    from datetime import datetime, timezone
+
+    from tests.report_data import add_event, add_request
+
+    moment = datetime(2026, 11, 24, 7, 5, tzinfo=timezone.utc)  # 10:05 in Moscow, 12:05 in Yekaterinburg
+    integration_id = connected_integration(app, account_id, amo, last_event_at=moment)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        add_request(session, account_id, integration_id, moment, contact_name="Анна Смирнова")
+        add_event(session, account_id, integration_id, received_at=moment)
+        session.commit()
+    page = admin
+    page.goto(f"{live.url}/admin/integrations/{integration_id}/")
+    assert "10:05" in page.inner_text("[data-testid=last-event]")  # Europe/Moscow, the default
+    page.click("[data-testid=time-zone]")
+    page.select_option("[data-testid=time-zone-select]", "Asia/Yekaterinburg")
+    page.click("[data-testid=save-settings]")
+    page.wait_for_selector("text=Часовой пояс сохранён")
+    screens = {
+        f"/admin/integrations/{integration_id}/": "[data-testid=last-event]",
+        "/admin/events/": ".model-list",
+        "/admin/requests/?date_from=2026-11-24&date_till=2026-11-24": "body",
+        "/admin/?date_from=2026-11-24&date_till=2026-11-24": None,
+        "/admin/sites/": None,
+    }
+    for url, where in screens.items():
+        page.goto(live.url + url)
+        text = page.inner_text("body")
+        assert text.count("Asia/Yekaterinburg") == 1, (url, text.count("Asia/Yekaterinburg"))
+        assert "UTC" not in text and "Europe/Moscow" not in text, url
+        if where:
+            assert "12:05" in page.inner_text(where), url

@@ -66,7 +66,17 @@ FIXES = {
 # --- helpers shared with the report and the integration page -------------------------------------
 
 def zone_name() -> str:
-    return DEFAULT_TZ
+    """The signed-in account's time zone (once per request), else the default."""
+    from flask import g, has_request_context
+    from flask_login import current_user
+
+    from core.time_zones import account_time_zone
+
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return DEFAULT_TZ
+    if "cs_zone" not in g:
+        g.cs_zone = account_time_zone(db.session, current_user.account_id)
+    return g.cs_zone
 
 
 def to_datetime(value) -> datetime | None:
@@ -196,6 +206,7 @@ def install(app: Flask) -> None:
     app.add_template_filter(format_moment, "cs_moment")
     app.add_template_filter(format_ago, "cs_ago")
     app.add_template_filter(format_full, "cs_moment_full")
+    app.add_template_global(zone_name, "cs_zone_name")
 
 
 # --- the dashboard --------------------------------------------------------------------------------
