@@ -19,7 +19,7 @@ def browser_context(chromium):
     contexts = []
 
     def make(**kwargs):
-        context = chromium.new_context(locale="ru-RU", viewport={"width": 1280, "height": 900}, **kwargs)
+        context = chromium.new_context(**{"locale": "ru-RU", "viewport": {"width": 1280, "height": 900}, **kwargs})
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context
@@ -313,3 +313,29 @@ def test_every_screen_shows_times_in_the_account_time_zone_named_once(app, live,
         assert "UTC" not in text and "Europe/Moscow" not in text, url
         if where:
             assert "12:05" in page.inner_text(where), url
+
+
+# -- item 11: date fields in the UI's language, whatever the browser's --------------------------------
+
+def test_date_fields_follow_the_page_language_not_the_browser(app, live, browser_context):
+    make_user(app, "admin@example.ru", PASSWORD)
+    context = browser_context(locale="en-US")  # an English browser, the Russian admin
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, live.url, "/admin/requests/?date_from=2026-11-03&date_till=2026-11-24")
+    assert page.input_value("#f-date_from") == "03.11.2026"  # not 11/03/2026
+    page.click("#f-date_from")
+    calendar = page.locator("#f-date_from ~ [data-testid=calendar]")
+    assert "ноябрь 2026" in calendar.inner_text().lower() and "пн" in calendar.inner_text().lower()
+    calendar.locator("[data-date='2026-11-10']").click()
+    assert page.input_value("#f-date_from") == "10.11.2026"
+    page.fill("#f-date_till", "20.11.2026")
+    page.locator("#f-date_till").press("Enter")
+    page.wait_for_url(lambda url: "date_from=2026-11-10" in url and "date_till=2026-11-20" in url)  # ISO to the server
+    page.click("[data-testid=lang-en]")
+    page.wait_for_load_state()
+    assert page.input_value("#f-date_from") == "2026-11-10"
+    page.click("#f-date_from")
+    assert "november 2026" in page.locator("#f-date_from ~ [data-testid=calendar]").inner_text().lower()
+    assert errors == []
