@@ -339,3 +339,49 @@ def test_date_fields_follow_the_page_language_not_the_browser(app, live, browser
     page.click("#f-date_from")
     assert "november 2026" in page.locator("#f-date_from ~ [data-testid=calendar]").inner_text().lower()
     assert errors == []
+
+
+# -- item 17: the sign-in page speaks to a marketer; a favicon; a success resets the count; replay menu ---
+
+def test_the_sign_in_page_a_favicon_and_a_success_that_forgives_earlier_mistakes(app, live, browser_context):
+    from core.login import FREE_FAILURES
+    from core.models import User
+
+    make_user(app, "admin@example.ru", PASSWORD)
+    page = browser_context().new_page()
+    page.goto(f"{live.url}/login")
+    note = page.inner_text("[data-testid=no-access]")
+    assert "администратора" in note and "flask" not in note and "EMAIL" not in note
+    icon = page.get_attribute("link[rel=icon]", "href")
+    assert page.request.get(live.url + icon).ok and page.request.get(live.url + "/favicon.ico").ok
+
+    def attempts(wrong: int):
+        for _ in range(wrong):
+            page.goto(f"{live.url}/login")
+            page.fill("#email", "admin@example.ru")
+            page.fill("#password", "not the password")
+            page.click("[data-testid=login]")
+            page.wait_for_selector("[data-testid=login-error]")
+        sign_in(page, live.url)
+        assert "/login" not in page.url
+        page.click("text=Выйти")
+        page.wait_for_url(lambda url: "/login" in url)
+
+    attempts(FREE_FAILURES - 1)
+    attempts(FREE_FAILURES - 1)  # would be over the free ones had the success not reset the count
+    with app.extensions["chatsource.services"].session_factory() as session:
+        assert session.scalar(sa.select(User.failed_logins)) == 0
+
+
+def test_replay_is_in_the_menu_only_when_there_is_something_to_replay(app, live, amo, account_id, admin):
+    from tests.report_data import add_event
+
+    integration_id = connected_integration(app, account_id, amo)
+    admin.goto(f"{live.url}/admin/")
+    assert admin.locator("a[href='/admin/replay/']").count() == 0
+    with app.extensions["chatsource.services"].session_factory() as session:
+        add_event(session, account_id, integration_id, status="failed")
+        session.commit()
+    admin.reload()
+    assert admin.locator(".navbar a[href='/admin/replay/']").count() == 1  # the menu item
+    assert admin.locator("[data-testid=health] a[href='/admin/replay/']").count() == 1  # the dashboard's button

@@ -79,6 +79,12 @@ def zone_name() -> str:
     return g.cs_zone
 
 
+def _something_to_replay() -> bool:
+    from web.admin.report_views import something_to_replay
+
+    return something_to_replay()
+
+
 def to_datetime(value) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
@@ -207,6 +213,7 @@ def install(app: Flask) -> None:
     app.add_template_filter(format_ago, "cs_ago")
     app.add_template_filter(format_full, "cs_moment_full")
     app.add_template_global(zone_name, "cs_zone_name")
+    app.add_template_global(_something_to_replay, "cs_something_to_replay")
 
 
 # --- the dashboard --------------------------------------------------------------------------------

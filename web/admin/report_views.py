@@ -261,8 +261,23 @@ class RequestsReportView(AdminAccess, BaseView):
 REPLAY_STATUSES = maintenance.REPLAYABLE_STATUSES
 
 
+def something_to_replay() -> bool:
+    """Whether the signed-in account has an event to replay or a run to follow (once per request)."""
+    from flask import g
+
+    if not current_user.is_authenticated:
+        return False
+    if "cs_replay_visible" not in g:  # the menu and the dashboard ask on the same page
+        g.cs_replay_visible = maintenance.has_something_to_replay(db.session, current_account_id())
+    return g.cs_replay_visible
+
+
 class ReplayView(AdminAccess, BaseView):
-    """`/admin/replay/`: replay failed or parked events by integration, period and status; progress."""
+    """`/admin/replay/`: replay failed or parked events by integration, period and status; progress.
+    In the menu only when there is something to replay (or a run to follow); the page stays reachable."""
+
+    def is_visible(self):
+        return something_to_replay()
 
     def _form_values(self, source) -> dict:
         statuses = source.getlist("statuses") if hasattr(source, "getlist") else []
