@@ -385,3 +385,30 @@ def test_replay_is_in_the_menu_only_when_there_is_something_to_replay(app, live,
     admin.reload()
     assert admin.locator(".navbar a[href='/admin/replay/']").count() == 1  # the menu item
     assert admin.locator("[data-testid=health] a[href='/admin/replay/']").count() == 1  # the dashboard's button
+
+
+# -- item 15: CSV — numbers and phones as they are; two exports, two file names ------------------------
+
+def test_the_two_csv_exports_have_their_own_names_and_phones_stay_as_they_are(app, live, amo, account_id, admin):
+    import csv
+    import io
+    from datetime import datetime, timezone
+
+    from tests.report_data import add_request
+
+    integration_id = connected_integration(app, account_id, amo)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        add_request(session, account_id, integration_id, datetime.now(timezone.utc), contact_name="=HYPERLINK(1)",
+                    phone="+79161234567")
+        session.commit()
+    admin.goto(f"{live.url}/admin/requests/")
+    names, rows = [], []
+    for button, delimiter in (("[data-testid=export-csv]", ","), ("[data-testid=export-csv-excel]", ";")):
+        with admin.expect_download() as download:
+            admin.click(button)
+        names.append(download.value.suggested_filename)
+        body = open(download.value.path(), encoding="utf-8-sig").read()
+        rows.append(next(csv.DictReader(io.StringIO(body), delimiter=delimiter)))
+    assert names[0].endswith(".csv") and not names[0].endswith("-excel.csv") and names[1].endswith("-excel.csv")
+    for row in rows:
+        assert row["Телефон"] == "+79161234567" and row["Имя контакта"] == "'=HYPERLINK(1)"
