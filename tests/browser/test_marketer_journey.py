@@ -412,3 +412,16 @@ def test_the_two_csv_exports_have_their_own_names_and_phones_stay_as_they_are(ap
     assert names[0].endswith(".csv") and not names[0].endswith("-excel.csv") and names[1].endswith("-excel.csv")
     for row in rows:
         assert row["Телефон"] == "+79161234567" and row["Имя контакта"] == "'=HYPERLINK(1)"
+
+
+# -- item 13: two sites with the same domain are refused ---------------------------------------------
+
+def test_a_second_site_with_the_same_domain_is_refused(app, live, admin):
+    for name, domain in (("Магазин диванов", "divan.example.ru"), ("Диваны — копия", "https://www.divan.example.ru/sale")):
+        admin.goto(f"{live.url}/admin/sites/new/")
+        admin.fill("#name", name)
+        admin.fill("#domain", domain)
+        admin.click("input[type=submit][value='Сохранить']")
+    admin.wait_for_selector("text=уже у сайта «Магазин диванов»")
+    admin.goto(f"{live.url}/admin/sites/")
+    assert "Диваны — копия" not in admin.content()

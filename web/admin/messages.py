@@ -22,6 +22,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"priority must be a whole number from 0 to 1000000 \(lower goes first\)",
      N_("The priority is a whole number from 0 to 1000000 (lower goes first).")),
     (r"domain is required, e\.g\. example\.ru", N_("Enter the site's domain, e.g. example.ru.")),
+    (r"the site (?P<site>.+) already has the domain (?P<domain>\S+)",
+     N_("The site «%(site)s» already has the domain %(domain)s: page views of a domain go to one site only.")),
     (r"(?P<value>.+) is not a domain name(?:, e\.g\. example\.ru)?", N_("%(value)s is not a domain name; enter one like example.ru.")),
     (r"site_id is required: an ad campaign belongs to a site", N_("Choose the site: an ad campaign belongs to a site.")),
     (r"(?:site|default_site_id:) (?P<id>\S+) does not exist in this account", N_("The site %(id)s does not exist in this account.")),
