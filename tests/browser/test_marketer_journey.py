@@ -425,3 +425,38 @@ def test_a_second_site_with_the_same_domain_is_refused(app, live, admin):
     admin.wait_for_selector("text=уже у сайта «Магазин диванов»")
     admin.goto(f"{live.url}/admin/sites/")
     assert "Диваны — копия" not in admin.content()
+
+
+# -- item 14: «Атрибуция» beside «Рекламная кампания», its reason whole, columns chosen per user -------
+
+def test_the_requests_table_puts_attribution_by_the_campaign_and_remembers_columns(app, live, amo, account_id, admin):
+    from datetime import datetime, timezone
+
+    from tests.report_data import add_request
+
+    reason = "сессия не найдена: в сделке нет значения поля «Сессия UIS», кампания по умолчанию интеграции «Основной amoCRM»"
+    integration_id = connected_integration(app, account_id, amo)
+    with app.extensions["chatsource.services"].session_factory() as session:
+        add_request(session, account_id, integration_id, datetime.now(timezone.utc), attribution="default",
+                    attribution_reason=reason)
+        session.commit()
+    page = admin
+    page.goto(f"{live.url}/admin/requests/")
+    headers = page.locator("[data-testid=report-table] thead th").all_inner_texts()
+    names = [h.replace("▲", "").replace("▼", "").strip() for h in headers]
+    assert names.index("Атрибуция") == names.index("Рекламная кампания") + 1
+    shown = page.locator("td[data-column=attribution] .cs-reason")
+    assert shown.inner_text() == reason
+    box = shown.bounding_box()
+    assert shown.evaluate("el => el.scrollWidth <= el.clientWidth + 1") and box["height"] > 20  # wrapped, not cut
+    page.click("[data-testid=columns] summary")
+    page.uncheck("[data-column-choice=email] input")
+    page.click("[data-column-choice=integration] [data-move=up]")
+    page.reload()  # remembered
+    names = [h.replace("▲", "").replace("▼", "").strip()
+             for h in page.locator("[data-testid=report-table] thead th:visible").all_inner_texts()]
+    assert "E-mail" not in names and not page.is_visible("td[data-column=email]")
+    assert names.index("Интеграция") < names.index("ID сессии")
+    page.click("[data-testid=columns] summary")
+    page.click(".cs-columns-reset")
+    assert page.is_visible("td[data-column=email]")

@@ -136,8 +136,8 @@ def test_a_row_has_every_column_and_opens_amocrm(admin, report, services):
         assert lead.group(1) == f"https://shop.amocrm.ru/leads/detail/{request.amo_lead_id}"
         assert contact.group(1) == f"https://shop.amocrm.ru/contacts/detail/{request.amo_contact_id}"
     assert headers(page) == ["Дата и время", "Канал", "Имя контакта", "Телефон", "E-mail", "Сайт", "Рекламная кампания",
-                             "Источник", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "Реферер",
-                             "Страница входа", "ID сессии", "Атрибуция", "Интеграция", "amoCRM"]
+                             "Атрибуция", "Источник", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+                             "Реферер", "Страница входа", "ID сессии", "Интеграция", "amoCRM"]
     utm = text(admin.get("/admin/requests/", query_string={"q": "Клиент 06"}))
     assert "divany_cpc" in utm and 'href="https://shop.example.ru/sofa/"' in utm
 

@@ -55,6 +55,7 @@ COLUMNS = (
     ("email", N_("E-mail"), "email"),
     ("site", N_("Site"), "site"),
     ("campaign", N_("Ad campaign"), "campaign"),
+    ("attribution", N_("Attribution"), "attribution"),  # beside the campaign it explains
     ("source", N_("Source"), "source"),
     ("utm_source", "utm_source", None),
     ("utm_medium", "utm_medium", None),
@@ -64,7 +65,6 @@ COLUMNS = (
     ("referrer", N_("Referrer"), None),
     ("entrance_page", N_("Entrance page"), None),
     ("session_id", N_("Session ID"), None),
-    ("attribution", N_("Attribution"), "attribution"),
     ("integration", N_("Integration"), "integration"),
     ("amocrm", "amoCRM", "talk_id"),
 )
