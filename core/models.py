@@ -75,6 +75,10 @@ class Site(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     domain: Mapped[str] = mapped_column(sa.String(253))
     site_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    # The last page view the tracking endpoint refused, and why (core.tracking_refusals).
+    last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_refused_reason: Mapped[str | None] = mapped_column(sa.String(30))  # wrong_domain | bot
+    last_refused_detail: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -460,3 +460,42 @@ def test_the_requests_table_puts_attribution_by_the_campaign_and_remembers_colum
     page.click("[data-testid=columns] summary")
     page.click(".cs-columns-reset")
     assert page.is_visible("td[data-column=email]")
+
+
+# -- item 12: what tracking received and refused, per site; sessions looked up by id ------------------
+
+VISITOR_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/131.0.0.0 Safari/537.36")
+
+
+def test_the_sites_page_shows_the_last_page_view_and_the_last_refusal_and_sessions_can_be_found(app, live, account_id, admin):
+    from core import catalog
+    from tests.helpers import http as loopback
+
+    with app.extensions["chatsource.services"].session_factory() as session:
+        site = catalog.create_site(session, account_id, "Магазин", "shop.example.ru")
+        session.commit()
+        site_id, key = site.id, site.site_key
+
+    def hit(origin, user_agent=VISITOR_UA, page="https://shop.example.ru/sofa/?utm_source=yandex"):
+        return loopback.post(f"{live.url}/t/collect", json={"site_key": key, "url": page},
+                             headers={"Origin": origin, "User-Agent": user_agent}, timeout=10)
+
+    admin.goto(f"{live.url}/admin/sites/")
+    assert "пока нет" in admin.inner_text("[data-testid=last-view]")
+    accepted = hit("https://shop.example.ru")
+    assert accepted.status_code == 200
+    session_id = accepted.json()["session_id"]
+    assert hit("https://evil.example.com").status_code == 403
+    admin.reload()
+    assert "пока нет" not in admin.inner_text("[data-testid=last-view]")
+    assert "страница другого домена: https://evil.example.com" in admin.inner_text("[data-testid=last-refused]")
+    hit("https://shop.example.ru", user_agent="Googlebot/2.1 (+http://www.google.com/bot.html)")
+    admin.reload()
+    assert "бот (не учитывается)" in admin.inner_text("[data-testid=last-refused]")
+
+    admin.goto(f"{live.url}/admin/sessions/")
+    admin.goto(f"{live.url}/admin/sessions/?flt0_0={session_id}")
+    rows = admin.locator("table.model-list tbody tr")
+    assert rows.count() == 1 and str(session_id) in rows.inner_text() and "Магазин" in rows.inner_text()
+    assert admin.locator("a[href*='/admin/sessions/edit'], a[href*='/admin/sessions/new']").count() == 0  # read-only
