@@ -79,8 +79,19 @@ def normalise_domain(value) -> str:
     return domain
 
 
+def _unique_domain(session: Session, account_id: int, domain: str, site_id: int | None = None) -> str:
+    """One site per domain in an account: page views and CORS are matched to a site by its domain, so
+    a second site with the same one would never get them (the first one found wins)."""
+    other = session.scalar(sa.select(Site.name).where(Site.account_id == account_id, Site.domain == domain,
+                                                      Site.id != (site_id or 0)).limit(1))
+    if other is not None:
+        raise ValidationFailed(f"the site {other} already has the domain {domain}", "domain")
+    return domain
+
+
 def create_site(session: Session, account_id: int, name, domain) -> Site:
-    site = Site(account_id=account_id, name=_name(name), domain=normalise_domain(domain), site_key=secrets.token_hex(12))
+    domain = _unique_domain(session, account_id, normalise_domain(domain))
+    site = Site(account_id=account_id, name=_name(name), domain=domain, site_key=secrets.token_hex(12))
     session.add(site)
     session.flush()
     return site
@@ -138,7 +149,7 @@ def campaign_to_dict(campaign: Campaign) -> dict:
 
 def update_site(session: Session, account_id: int, site_id, name, domain) -> Site:
     site = get_owned(session, Site, account_id, site_id)
-    site.name, site.domain = _name(name), normalise_domain(domain)
+    site.name, site.domain = _name(name), _unique_domain(session, account_id, normalise_domain(domain), site.id)
     session.flush()
     return site
 

@@ -411,7 +411,8 @@ class Health:
 def integration_health(session: Session, account_id: int, *, now: datetime | None = None,
                        integration_id: int | None = None) -> list[Health]:
     now = now or utcnow()
-    stmt = sa.select(Integration).where(Integration.account_id == account_id).order_by(Integration.id)
+    stmt = (sa.select(Integration).where(Integration.account_id == account_id, Integration.deleted_at.is_(None))
+            .order_by(Integration.id))
     if integration_id:
         stmt = stmt.where(Integration.id == integration_id)
     integrations = list(session.scalars(stmt))

@@ -249,11 +249,16 @@ def activation_problems(session: Session, integration: Integration) -> list[str]
 
 
 def get_integration(session: Session, account_id: int, integration_id) -> Integration:
-    return get_owned(session, Integration, account_id, integration_id)
+    """A deleted integration is not found: only its requests stay (core.integration_removal)."""
+    integration = get_owned(session, Integration, account_id, integration_id)
+    if integration.deleted_at is not None:
+        raise NotFound(f"integration {integration_id} not found")
+    return integration
 
 
 def list_integrations(session: Session, account_id: int) -> list[Integration]:
-    return list(session.scalars(sa.select(Integration).where(Integration.account_id == account_id).order_by(Integration.id)))
+    return list(session.scalars(sa.select(Integration).where(Integration.account_id == account_id,
+                                                             Integration.deleted_at.is_(None)).order_by(Integration.id)))
 
 
 def webhook_url(services: Services, integration: Integration) -> str:

@@ -312,6 +312,16 @@ def replay_progress(session: Session, account_id: int, run_id) -> dict:
     }
 
 
+def has_something_to_replay(session: Session, account_id: int) -> bool:
+    """An event replay could act on, or a replay run to follow: «Повтор событий» is offered then only.
+    Through the (integration, status) index, per integration of the account."""
+    integration_ids = sa.select(Integration.id).where(Integration.account_id == account_id).scalar_subquery()
+    waiting = sa.exists().where(WebhookEvent.integration_id.in_(integration_ids),
+                                WebhookEvent.status.in_(event_status.REPLAYABLE))
+    runs = sa.exists().where(ReplayRun.account_id == account_id)
+    return bool(session.scalar(sa.select(sa.or_(waiting, runs))))
+
+
 def list_replay_runs(session: Session, account_id: int, limit: int = 20) -> list[dict]:
     runs = session.scalars(
         sa.select(ReplayRun).where(ReplayRun.account_id == account_id).order_by(ReplayRun.id.desc()).limit(limit)

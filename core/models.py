@@ -45,6 +45,8 @@ class Account(Base):
     # «Период повторности»: a request whose contact made one within this many days is a repeat one
     # (core.repeat_requests).
     repeat_window_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Every time on every screen is shown in this IANA zone (core.accounts.set_time_zone).
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Moscow", server_default="Europe/Moscow")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -87,6 +89,10 @@ class Site(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     domain: Mapped[str] = mapped_column(sa.String(253))
     site_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    # The last page view the tracking endpoint refused, and why (core.tracking_refusals).
+    last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_refused_reason: Mapped[str | None] = mapped_column(sa.String(30))  # wrong_domain | bot
+    last_refused_detail: Mapped[str | None] = mapped_column(sa.String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -212,6 +218,8 @@ class Integration(Base):
     # Messenger chats without a session are attributed to the one session that clicked that
     # messenger's button on the site this many minutes before the chat began; 0 = off (core.click_attribution).
     click_window_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Deleted by the admin (core.integration_removal): the row stays so that its requests stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -57,12 +57,15 @@ class ConnectError(Exception):
         self.amocrm_error = amocrm_error  # amoCRM's own `error` code on the redirect (access_denied…)
 
 
-def start_connect(session: Session, services: Services, integration: Integration, mode: str = "popup",
-                  return_to: str | None = None, *, user_id: int | None = None, browser_binding: str | None = None) -> str:
-    """Validate what the admin typed and return the amoCRM consent url. The caller commits.
+def expected_token_url(amocrm_url: str) -> str:
+    """The token endpoint of the account at `amocrm_url` (amocrm-api.md §1: /oauth2/access_token on it)."""
+    parts = urlsplit(amocrm_url)
+    return f"{parts.scheme}://{parts.netloc}/oauth2/access_token"
 
-    `user_id` and `browser_binding` (a random value the web layer keeps in the admin's session) let
-    the callback complete without confirmation; without them (the Data API) it always asks."""
+
+def check_connectable(services: Services, integration: Integration) -> str:
+    """What the admin typed, checked before anyone is sent to amoCRM: the account's base url, or
+    `ConnectError`. Nothing is written."""
     if YOURDOMAIN.lower() in (integration.amocrm_url + integration.token_url).lower():
         raise ConnectError("yourdomain", "Replace YOURDOMAIN in «AmoCRM URL» and «Token URL» with your amoCRM account's domain.", integration.id)
     try:
@@ -70,8 +73,23 @@ def start_connect(session: Session, services: Services, integration: Integration
         check_url(integration.token_url, services.settings.amocrm_allowed_hosts)
     except HostNotAllowed as exc:
         raise ConnectError("host_not_allowed", str(exc), integration.id) from exc
+    account_host = (urlsplit(integration.amocrm_url).netloc or "").lower()
+    if (urlsplit(integration.token_url).netloc or "").lower() != account_host:
+        # amoCRM issues tokens only on the account's own host; another host would get the code and secret.
+        raise ConnectError("token_url_elsewhere", f"The Token URL must be on the AmoCRM URL's host: "
+                           f"{expected_token_url(integration.amocrm_url)}", integration.id)
     if not integration.client_id or not integration.client_secret_enc:
         raise ConnectError("no_client", "The integration has no client id / secret: set them or AMOCRM_CLIENT_ID / AMOCRM_CLIENT_SECRET.", integration.id)
+    return base
+
+
+def start_connect(session: Session, services: Services, integration: Integration, mode: str = "popup",
+                  return_to: str | None = None, *, user_id: int | None = None, browser_binding: str | None = None) -> str:
+    """Validate what the admin typed and return the amoCRM consent url. The caller commits.
+
+    `user_id` and `browser_binding` (a random value the web layer keeps in the admin's session) let
+    the callback complete without confirmation; without them (the Data API) it always asks."""
+    base = check_connectable(services, integration)
     state = new_token(24)
     session.add(OAuthState(account_id=integration.account_id, integration_id=integration.id, state_hash=sha256_hex(state),
                            return_to=return_to if return_to and return_to.startswith("/") and not return_to.startswith("//") else None,
@@ -232,6 +250,7 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
         # admin's Token URL is used when it points at that same host.
         configured = urlsplit(integration.token_url)
         token_url = integration.token_url if (configured.netloc or "").lower() == referer_host.lower() else f"{account_base}/oauth2/access_token"
+        corrected = token_url != integration.token_url  # the admin chose another account at the consent
         client_secret = services.secrets.decrypt(integration.client_secret_enc)
         try:
             tokens = exchange_code(services, token_url, integration.client_id, client_secret, code, services.redirect_uri)
@@ -247,6 +266,8 @@ def _exchange_and_finish(services: Services, integration_id: int, code: str, ref
         session.commit()
 
     result = ConnectResult(integration_id=integration_id, account_name=None, webhook_registered=False, return_to=return_to)
+    if corrected:  # never silently: the admin typed one address and amoCRM named another account
+        result.warnings.append(f"Token URL corrected to {token_url} (the account chosen in amoCRM).")
     client = AmoCrmClient(services, integration_id)
     with services.session_factory() as session:
         integration = session.get(Integration, integration_id)

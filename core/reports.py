@@ -532,15 +532,19 @@ def request_to_dict(row: ChatRequest, refs: Refs | None = None, translations: Tr
 # --- CSV export ----------------------------------------------------------------------------------
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A number or a phone (+79161234567, -15, +7 (916) 123-45-67): digits, signs, spaces, brackets and
+# separators call no function and reach no other cell or program, so it is written as it is.
+_PLAIN_NUMBER = re.compile(r"[+-]?[\d\s().,-]*\d[\d\s().,-]*\Z")
 
 
 def safe_cell(value) -> str:
     """A cell a spreadsheet shows as text: one that starts with = + - @, a tab or a carriage return
-    (a formula in Excel, LibreOffice or Google Sheets) gets a leading apostrophe (OWASP's advice)."""
+    (a formula in Excel, LibreOffice or Google Sheets) gets a leading apostrophe (OWASP's advice) —
+    unless it is only a number or a phone, which cannot run as a formula."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    return "'" + text if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text) else text
 
 
 @dataclass(frozen=True)
@@ -629,9 +633,10 @@ def iter_requests_csv(session: Session, account_id: int, flt: RequestFilter | No
     # The loop below runs once per row of a possibly million-row export: plain tuples, cells made
     # safe with one lookup, names made safe once in advance, dates formatted without strftime.
     formula = frozenset(_FORMULA_START)
+    plain = _PLAIN_NUMBER.match
 
     def safe(text):
-        return "'" + text if text and text[0] in formula else text
+        return "'" + text if text and text[0] in formula and not plain(text) else text
 
     def when(value: datetime | None) -> str | None:
         return value.astimezone(zone).replace(tzinfo=None).isoformat(" ", "seconds") if value else None

@@ -161,6 +161,10 @@ def init_auth(app: Flask) -> None:
     def home():
         return redirect(url_for("admin.index"))
 
+    @app.get("/favicon.ico")
+    def favicon():  # what browsers ask for on pages without a <link rel="icon"> (the API's JSON, 404s)
+        return redirect(url_for("static", filename="favicon.svg"), 301)
+
     @app.after_request
     def _admin_headers(response):
         """The admin and the sign-in page are never framed by another site (clickjacking)."""

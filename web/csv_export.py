@@ -19,8 +19,10 @@ def requests_csv_response(session_factory, account_id: int, flt, *, sort, lang: 
                                                  delimiter=reports.DELIMITERS[delimiter])
 
     stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
+    # The two exports side by side in Downloads must not overwrite each other or look alike.
+    suffix = "-excel" if reports.DELIMITERS[delimiter] == ";" else ""
     return Response(generate(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="requests_{stamp}.csv"',
+        "Content-Disposition": f'attachment; filename="requests_{stamp}{suffix}.csv"',
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
     })

@@ -155,13 +155,20 @@ if __name__ == "__main__":  # `python -m web.i18n`: what `make setup` runs after
         log.info("compiled %s", path.relative_to(TRANSLATIONS_DIR.parent.parent))
 
 
+def _account_zone() -> str:
+    """Flask-Babel's `datetimeformat` and `format_datetime` show times in the account's zone."""
+    from web.admin.dashboard_views import zone_name
+
+    return zone_name()
+
+
 def init_i18n(app: Flask) -> None:
     from web.extensions import babel
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS_DIR))
     compile_catalogues()
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=_account_zone)
     app.register_blueprint(bp)
 
     from web.messages import say

@@ -23,7 +23,7 @@ from flask_wtf import FlaskForm
 
 from core.messages import N_
 from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connect, confirmation_details, receive_callback
-from web.admin.messages import CONNECT_ERRORS, connect_error
+from web.admin.messages import CONNECT_ERRORS, connect_error, translate
 from web.extensions import csrf, db
 from web.i18n import safe_next
 from workers import outbox
@@ -75,6 +75,8 @@ def _failure(exc: ConnectError):
     if exc.code == "wrong_account":  # nothing about the other account's integration is shown
         return _private(render_template("oauth_result.html", ok=False, code=exc.code, message=message,
                                         detail="", integration_id=None, return_to=None), 403)
+    if _still_connected(exc.integration_id):  # a refused reconnect leaves the working connection alone
+        message = f"{message} " + _("The previous connection still works: chats are still recorded.")
     flash(_("amoCRM was not connected: %(reason)s", reason=message), "error")
     return _private(render_template(
         "oauth_result.html", ok=False, code=exc.code, message=message,
@@ -82,17 +84,25 @@ def _failure(exc: ConnectError):
     ), 400)
 
 
+def _still_connected(integration_id: int | None) -> bool:
+    from core.models import Integration
+
+    row = db.session.get(Integration, integration_id) if integration_id else None
+    return bool(row is not None and row.status == "connected" and row.access_token_enc)
+
+
 def _success(result):
     outbox.enqueue_talk_events(result.to_enqueue)
     # Chats closed while the connection was broken and no webhook reached us: read amoCRM's event log now.
     outbox.enqueue_reconcile(result.integration_id)
     flash(_("amoCRM is connected: %(account)s.", account=result.account_name or "—"), "success")
-    for warning in result.warnings:
+    warnings = [translate(w) for w in result.warnings]
+    for warning in warnings:
         flash(warning, "warning")
     return_to = safe_next(result.return_to, "") or _integration_url(result.integration_id)
     return _private(render_template(
         "oauth_result.html", ok=True, code="connected", account_name=result.account_name,
-        webhook_registered=result.webhook_registered, warnings=result.warnings,
+        webhook_registered=result.webhook_registered, warnings=warnings,
         integration_id=result.integration_id, return_to=return_to,
     ))
 

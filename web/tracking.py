@@ -26,6 +26,7 @@ from core.models import Site
 from core.ratelimit import QuotaExceeded
 from web.errors import json_error
 from web.json_input import JsonTooDeep
+from core.tracking_refusals import note_refusal
 from web.extensions import csrf, db
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ def _request_origin() -> str | None:
 def _check_origin(site: Site) -> None:
     origin = _request_origin()
     if not tracking.origin_allowed(site.domain, origin):
+        note_refusal(db.session, site, "wrong_domain", origin)
+        db.session.commit()  # the refusal is kept; the error handler rolls back what is left
         raise CollectError(
             403, "origin_not_allowed",
             f"tracking requests of this site must come from pages of {site.domain} or its subdomains "
@@ -206,6 +209,8 @@ def collect():
         db.session, site, hit, user_agent=request.headers.get("User-Agent"), ip=request.remote_addr,
         ip_salt=settings.ip_salt, admit_new_session=lambda: services.quotas.admit(new_session_quota),
     )
+    if not result.tracked:  # a bot: nothing stored, but the Sites page says it came
+        note_refusal(db.session, site, "bot", hit.url)
     db.session.commit()
     return jsonify(result.to_dict())
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import tracemalloc
 from datetime import datetime, timedelta, timezone
 
@@ -46,7 +47,7 @@ def test_headers_names_links_and_local_times(services, account_id):
     assert values["Сделка в amoCRM"] == f"https://shop.amocrm.ru/leads/detail/{row.amo_lead_id}"
     assert values["Контакт в amoCRM"] == f"https://shop.amocrm.ru/contacts/detail/{row.amo_contact_id}"
     assert values["utm_source"] == "yandex" and values["Причина атрибуции"] == "сессия 42 найдена"
-    assert (values["Телефон"], values["Телефон как в amoCRM"]) == ("'+79151234567", "8 (915) 123-45-67")
+    assert (values["Телефон"], values["Телефон как в amoCRM"]) == ("+79151234567", "8 (915) 123-45-67")
 
     en = parse(export(services, account_id, lang="en", tz="UTC", delimiter=";"), delimiter=";")
     values = dict(zip(en[0], en[1]))
@@ -76,9 +77,18 @@ def test_cells_that_a_spreadsheet_would_run_are_neutralised(services, account_id
         for column in (name, utm, referrer, page, reason):
             assert row[column] == "'" + attack, (attack, header[column])
         assert row[campaign] == "'=1+1"
-    for row in rows:  # no cell at all starts a formula
-        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row)
-    assert safe_cell("+79151234567") == "'+79151234567" and safe_cell(None) == "" and safe_cell(42) == "42"
+    for row in rows:  # no cell at all starts a formula: what starts like one is only a number or a phone
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not re.fullmatch(r"[+-]?[\d\s().,-]+", cell)
+                       for cell in row)
+    assert safe_cell(None) == "" and safe_cell(42) == "42"
+
+
+def test_numbers_and_phones_are_written_as_they_are():
+    """A value that is only a number or a phone cannot run as a formula: no apostrophe to clean up."""
+    for plain in ("+79151234567", "+7 (915) 123-45-67", "-15", "-0,5", "+1.25"):
+        assert safe_cell(plain) == plain
+    for formula in ("+SUM(1,2)", "-2+3", "+1+cmd|' /C calc'!A0", "=1", "-", "+", "@1", "\t=1"):
+        assert safe_cell(formula) == "'" + formula
 
 
 def test_the_export_follows_the_filter_and_sort(services, account_id):

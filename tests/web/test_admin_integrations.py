@@ -66,11 +66,22 @@ def test_the_setup_page_uses_the_spec_words_in_its_order(admin, app, amo):
 
 def test_yourdomain_left_in_place_is_explained_on_step_one(admin, app):
     response = new_integration(admin)
+    assert response.status_code == 422  # refused before amoCRM: nothing is kept, no draft
+    page = text(response)
+    assert 'data-testid="connect-problem"' in page and "Замените YOURDOMAIN" in page
+    assert 'value="Основной amoCRM"' in page  # what was typed stays in the form
+    with app.extensions["chatsource.services"].session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Integration)) == 0
+
+
+def test_yourdomain_on_a_saved_integration_is_shown_once_on_the_page_that_follows(admin, app, amo):
+    new_integration(admin, amo)
     row = integration(app)
+    data = {"name": row.name, "amocrm_url": "https://YOURDOMAIN.amocrm.ru", "token_url": row.token_url}
+    response = post_form(admin, f"/admin/integrations/{row.id}/connect", data, page_url=setup_url(row))
     assert response.status_code == 302 and response.headers["Location"] == f"{setup_url(row)}#step-1"
     page = text(admin.get(setup_url(row)))
-    assert 'data-testid="connect-problem"' in page and "Замените YOURDOMAIN" in page
-    assert row.status == "new" and row.name == "Основной amoCRM"
+    assert "Замените YOURDOMAIN" in page and 'is-invalid" id="amocrm_url"' in page
     # The problem is shown once, not forever.
     assert "Замените YOURDOMAIN в полях" not in text(admin.get(setup_url(row)))
 
@@ -101,7 +112,7 @@ def test_connect_through_the_redirect_ends_back_on_the_integration(admin, app, a
 
 
 def test_connect_in_a_popup_gets_the_consent_url_as_json(admin, app, amo):
-    new_integration(admin)  # a draft with YOURDOMAIN
+    new_integration(admin, amo)  # a draft: the consent was never given
     row = integration(app)
     page = text(admin.get(setup_url(row)))
     response = admin.post(f"/admin/integrations/{row.id}/connect", headers={"X-Chatsource-Connect": "popup"}, data={
@@ -221,8 +232,8 @@ def test_traffic_type_mappings_and_activation_rules(admin, app, amo, dictionarie
     assert [(m.origin, m.source_id, m.site_id) for m in saved.mappings] == [("telegram", dictionaries["source"], dictionaries["site"])]
 
 
-def test_activation_before_connecting_is_refused_with_every_reason(admin, app):
-    new_integration(admin)
+def test_activation_before_connecting_is_refused_with_every_reason(admin, app, amo):
+    new_integration(admin, amo)  # the consent was never given
     row = integration(app)
     response = save(admin, row, is_active="1")
     assert response.status_code == 422

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 
 
 def init_admin(app: Flask) -> Admin:
-    from web.admin import catalog_views, dashboard_views, event_views, integration_views, report_views
+    from web.admin import catalog_views, dashboard_views, event_views, integration_views, report_views, settings_views
     from web.i18n import TRANSLATIONS_DIR
 
     admin = Admin(
@@ -34,7 +34,7 @@ def init_admin(app: Flask) -> Admin:
     # ours, would put «Добавить Фильтр» and «50 элементы» back.
     flask_admin.babel.domain._translation_directories = []
     views = (integration_views.make_views() + catalog_views.make_views() + report_views.make_views()
-             + event_views.make_views() + report_views.make_replay_views())
+             + event_views.make_views() + report_views.make_replay_views() + settings_views.make_views())
     for view in views:
         admin.add_view(view)
     dashboard_views.install(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, flash
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import get_translations
 from flask_babel import lazy_gettext as _l
@@ -84,14 +85,39 @@ class SiteForm(AdminSecureForm):
                          description=_l("The site's address without http://, e.g. shop.example.ru"))
 
 
+def _last_page_view(view, context, model, name):
+    from core.tracking_refusals import last_page_views
+
+    seen = last_page_views(db.session, [model.id]).get(model.id)
+    if seen is None:
+        return Markup('<span class="text-muted" data-testid="last-view">{}</span>').format(_("none yet"))
+    return Markup('<span data-testid="last-view">{}</span>').format(format_datetime(seen, "short"))
+
+
+REFUSAL_REASONS = {
+    "wrong_domain": _l("a page of another domain: %(detail)s"),
+    "bot": _l("a bot (not counted): %(detail)s"),
+}
+
+
+def _last_refused(view, context, model, name):
+    if not model.last_refused_at:
+        return Markup('<span class="text-muted" data-testid="last-refused">—</span>')
+    why = REFUSAL_REASONS.get(model.last_refused_reason)
+    text = str(why) % {"detail": model.last_refused_detail or "—"} if why else model.last_refused_reason
+    return Markup('<span class="text-danger" data-testid="last-refused">{}</span><div class="small text-muted">{}</div>').format(
+        text, format_datetime(model.last_refused_at, "short"))
+
+
 class SiteView(CatalogView):
     form = SiteForm
-    column_list = ("name", "domain", "site_key", "created_at")
-    column_details_list = ("name", "domain", "site_key", "tracking_code", "created_at")
+    column_list = ("name", "domain", "site_key", "last_view", "last_refused", "created_at")
+    column_details_list = ("name", "domain", "site_key", "last_view", "last_refused", "tracking_code", "created_at")
     column_searchable_list = ("name", "domain")
     column_default_sort = ("name", False)
     column_labels = {"name": _l("Name"), "domain": _l("Domain"), "site_key": _l("Site key"),
-                     "tracking_code": _l("Main tracking code"), "created_at": _l("Created")}
+                     "tracking_code": _l("Main tracking code"), "created_at": _l("Created"),
+                     "last_view": _l("Last page view received"), "last_refused": _l("Last page view refused")}
     column_descriptions = {"site_key": _l("Identifies the site in the tracking code")}
 
     def _tracking(self, context, model, name):
@@ -100,9 +126,12 @@ class SiteView(CatalogView):
             _("Install it on every page of the site, before the closing </head> tag."))
         return hint + copy_block(snippet, rows=9, testid="tracking-code")
 
+    column_formatters = {"last_view": _last_page_view, "last_refused": _last_refused}
     column_formatters_detail = {
         "site_key": lambda v, c, m, n: Markup("<code>{}</code>").format(m.site_key),
         "tracking_code": _tracking,
+        "last_view": _last_page_view,
+        "last_refused": _last_refused,
     }
 
     def save(self, form, model):

@@ -54,7 +54,7 @@ ATTRIBUTION_COLORS = {"session": "#2e7d32", "messenger": "#1e88e5", "default": "
 
 # What to do about each warning: (label msgid, where). `where` is resolved by `_fix_url`.
 FIXES = {
-    "needs_reauth": [(N_("Reconnect amoCRM"), "setup#step-1")],
+    "needs_reauth": [(N_("Connect again"), "setup#step-1")],  # the name of step 1's button
     "webhook_disabled": [(N_("Register the webhook"), "setup#step-2")],
     "webhook_missing": [(N_("Register the webhook"), "setup#step-2")],
     "refresh_token_old": [(N_("Open the integration"), "setup#diagnostics")],
@@ -68,7 +68,23 @@ FIXES = {
 # --- helpers shared with the report and the integration page -------------------------------------
 
 def zone_name() -> str:
-    return DEFAULT_TZ
+    """The signed-in account's time zone (once per request), else the default."""
+    from flask import g, has_request_context
+    from flask_login import current_user
+
+    from core.time_zones import account_time_zone
+
+    if not has_request_context() or not getattr(current_user, "is_authenticated", False):
+        return DEFAULT_TZ
+    if "cs_zone" not in g:
+        g.cs_zone = account_time_zone(db.session, current_user.account_id)
+    return g.cs_zone
+
+
+def _something_to_replay() -> bool:
+    from web.admin.report_views import something_to_replay
+
+    return something_to_replay()
 
 
 def to_datetime(value) -> datetime | None:
@@ -198,6 +214,8 @@ def install(app: Flask) -> None:
     app.add_template_filter(format_moment, "cs_moment")
     app.add_template_filter(format_ago, "cs_ago")
     app.add_template_filter(format_full, "cs_moment_full")
+    app.add_template_global(zone_name, "cs_zone_name")
+    app.add_template_global(_something_to_replay, "cs_something_to_replay")
 
 
 # --- the dashboard --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from core import maintenance
 from core.messengers import messenger_name
-from core.models import Integration, WebhookEvent
+from core.models import Campaign, Integration, Site, VisitorSession, WebhookEvent
 from core.event_status import EventStatus
 from core.reports import EVENT_STATUSES
 from web.admin.security import AccountScopedModelView, current_account_id
@@ -181,7 +181,57 @@ class WebhookEventView(ReadOnlyView):
                            "(reconnecting replays them) or is switched off.", waiting), "warning")
 
 
+class SiteFilter(RequestOptionsFilter):
+    def request_options(self):
+        rows = db.session.query(Site.id, Site.name).filter(Site.account_id == current_account_id()).order_by(Site.name)
+        return [(str(i), name) for i, name in rows]
+
+
+class CampaignFilter(RequestOptionsFilter):
+    def request_options(self):
+        rows = db.session.query(Campaign.id, Campaign.name).filter(Campaign.account_id == current_account_id()).order_by(Campaign.name)
+        return [(str(i), name) for i, name in rows]
+
+
+def _site_name(view, context, model, name):
+    return _NamesCache.get(Site, model.site_id) or f"#{model.site_id}"
+
+
+def _campaign_name(view, context, model, name):
+    return (_NamesCache.get(Campaign, model.campaign_id) or f"#{model.campaign_id}") if model.campaign_id else "—"
+
+
+class VisitorSessionView(ReadOnlyView):
+    """«Сессии»: what the tracking code recorded, looked up by id (the number in amoCRM's session
+    field) or filtered by site, campaign, channel and time. Read-only."""
+
+    column_list = ("id", "started_at", "last_activity_at", "site_id", "channel", "campaign_id", "utm_source",
+                   "utm_campaign", "entrance_page", "page_views", "device")
+    column_details_list = ("id", "started_at", "last_activity_at", "site_id", "visitor_id", "channel", "campaign_id",
+                           "entrance_page", "entrance_title", "referrer", "search_engine", "search_query", "utm_source",
+                           "utm_medium", "utm_campaign", "utm_term", "utm_content", "page_views", "device", "browser")
+    column_default_sort = ("id", True)
+    column_sortable_list = ("id", "started_at", "last_activity_at", "page_views")
+    column_searchable_list = ("visitor_id", "utm_campaign", "entrance_page")
+    column_filters = [
+        FilterEqual(VisitorSession.id, _l("Session ID")),
+        SiteFilter(VisitorSession.site_id, _l("Site")),
+        CampaignFilter(VisitorSession.campaign_id, _l("Ad campaign")),
+        FilterEqual(VisitorSession.channel, _l("Channel")),
+        FilterEqual(VisitorSession.utm_source, "utm_source"),
+    ]
+    column_labels = {
+        "id": _l("Session ID"), "started_at": _l("Started"), "last_activity_at": _l("Last activity"), "site_id": _l("Site"),
+        "visitor_id": _l("Visitor ID"), "channel": _l("Channel"), "campaign_id": _l("Ad campaign"),
+        "entrance_page": _l("Entrance page"), "entrance_title": _l("Entrance page title"), "referrer": _l("Referrer"),
+        "search_engine": _l("Search engine"), "search_query": _l("Search query"), "page_views": _l("Page views"),
+        "device": _l("Device"), "browser": _l("Browser"),
+    }
+    column_formatters = {"site_id": _site_name, "campaign_id": _campaign_name}
+
+
 def make_views():
     return [
         WebhookEventView(WebhookEvent, name=_l("Webhook events"), endpoint="events", category=_l("Raw data")),
+        VisitorSessionView(VisitorSession, name=_l("Sessions"), endpoint="sessions", category=_l("Raw data")),
     ]

@@ -26,15 +26,16 @@ from flask_login import current_user
 from core import integrations, live_check, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
+from core.integration_removal import delete_integration, is_draft
 from core.crypto import new_token
 from core.diagnostics import check_integration
 from core.messages import N_, Message
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source
-from core.oauth_connect import ConnectError, disconnect, register_webhook, start_connect
+from core.oauth_connect import ConnectError, check_connectable, disconnect, register_webhook, start_connect
 from core.webhook_rotation import rotate_webhook
 from web.admin.dashboard_views import format_moment
-from web.admin.messages import connect_error, translate
+from web.admin.messages import connect_error, connect_error_fields, translate
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
@@ -77,6 +78,25 @@ def _int_or_none(value):
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+# What `activation_problems` asks for (by its English start) → the field to mark and where it is.
+_ACTIVATION_TARGETS = (
+    ("connect the amoCRM account", None, "step-1"),
+    ("reconnect the amoCRM account", None, "step-1"),
+    ("choose the session custom field", "session_field", "step-3"),
+    ("choose the default ad campaign", "default_campaign_id", "step-4"),
+    ("choose the default source", "default_source_id", "step-4"),
+    ("choose the default site", "default_site_id", "step-4"),
+)
+
+
+def _activation_target(missing: str) -> dict:
+    for start, field, step in _ACTIVATION_TARGETS:
+        if missing.startswith(start):
+            # The session field's list exists only once connected: its step is always there.
+            return {"field": field, "anchor": field if field and field != "session_field" else step, "step": step}
+    return {"field": None, "anchor": "step-6", "step": "step-6"}
 
 
 class FormProblem(Exception):
@@ -221,9 +241,12 @@ class IntegrationsView(AdminAccess, BaseView):
         return rows
 
     def _render_setup(self, integration: Integration, *, values=None, errors=None, activation_errors=None,
-                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None, live=None):
+                      checks=None, status: int = 200, backfill_values=None, backfill_problem=None, live=None,
+                      activation_refused=False):
         problem = session.pop(CONNECT_PROBLEM_KEY, None)
-        connect_problem = problem["message"] if problem and problem.get("id") == integration.id else None
+        connect_problem = problem["error"] if problem and problem.get("id") == integration.id else None
+        if connect_problem:
+            errors = {**{field: "" for field in problem.get("fields", [])}, **(errors or {})}
         sites, sources, campaigns = self._choices()
         fields, fields_problem = self._custom_fields(integration)
         values = values or self._values(integration)
@@ -242,9 +265,11 @@ class IntegrationsView(AdminAccess, BaseView):
         body = self.render(
             "admin/cs_integration.html",
             integration=integration,
+            draft=is_draft(db.session, integration),
             values=values,
             errors=errors or {},
             activation_errors=activation_errors or [],
+            activation_refused=activation_refused,
             checks=checks,
             connect_problem=connect_problem,
             webhook_url=integrations.webhook_url(services(), integration),
@@ -278,33 +303,44 @@ class IntegrationsView(AdminAccess, BaseView):
 
     def _connect_response(self, integration: Integration):
         """Start the OAuth connect: JSON for the popup, else a redirect to amoCRM in this window.
-        A failure is kept for step 1 of the setup page, where both paths land."""
+        A failure belongs to this attempt only: the popup's page shows it at once, the redirect
+        path carries it to the one page load that follows (never to a later one)."""
         return_to = self._setup_url(integration.id)
-        # The callback completes without a confirmation only in this browser session, for this user.
-        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
         try:
-            url = start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
-                                user_id=current_user.id, browser_binding=binding)
+            url = self._start_connect(integration, return_to)
         except ConnectError as exc:
             db.session.commit()  # what the admin typed is kept
-            message = connect_error(exc.code, exc.message)
-            if exc.code == "host_not_allowed":
-                message = f"{message} {translate('amocrm_url: ' + exc.message)}"
-            session[CONNECT_PROBLEM_KEY] = {"id": integration.id, "message": message}
+            problem = self._connect_problem(integration, exc)
             if self._wants_json():
-                return jsonify({"error": message, "code": exc.code, "return_to": return_to}), 422
+                return jsonify(problem), 422
+            session[CONNECT_PROBLEM_KEY] = {"id": integration.id, **problem}
             return redirect(return_to + "#step-1")
         db.session.commit()
         if self._wants_json():
             return jsonify({"authorize_url": url, "return_to": return_to})
         return redirect(url)
 
+    def _start_connect(self, integration: Integration, return_to: str) -> str:
+        # The callback completes without a confirmation only in this browser session, for this user.
+        binding = session.get(BROWSER_BINDING_KEY) or session.setdefault(BROWSER_BINDING_KEY, new_token(16))
+        return start_connect(db.session, services(), integration, mode="popup", return_to=return_to,
+                             user_id=current_user.id, browser_binding=binding)
+
+    @staticmethod
+    def _connect_problem(integration: Integration, exc: ConnectError) -> dict:
+        """What to say about a refused connect, and which step 1 fields it is about."""
+        message = connect_error(exc.code, exc.message)
+        if exc.code == "host_not_allowed":
+            message = f"{message} {translate('amocrm_url: ' + exc.message)}"
+        return {"error": message, "code": exc.code,
+                "fields": connect_error_fields(exc.code, integration.amocrm_url, integration.token_url)}
+
     # -- pages -------------------------------------------------------------------------------------
 
     @expose("/")
     def index(self):
         rows = integrations.list_integrations(db.session, current_account_id())
-        return self.render("admin/cs_integrations.html", rows=rows,
+        return self.render("admin/cs_integrations.html", rows=rows, drafts={r.id for r in rows if is_draft(db.session, r)},
                            today={r.id: self._requests_today(r) for r in rows})
 
     @expose("/new", methods=("GET", "POST"))
@@ -324,10 +360,26 @@ class IntegrationsView(AdminAccess, BaseView):
                 if self._wants_json():
                     return jsonify({"error": errors[exc.field or "name"], "field": exc.field}), 422
             else:
-                db.session.commit()
-                return self._connect_response(integration)
+                refused = self._refused_before_amocrm(integration)
+                if refused is None:
+                    db.session.commit()
+                    return self._connect_response(integration)
+                if self._wants_json():
+                    return jsonify(refused), 422
+                errors.update({field: "" for field in refused["fields"]}, connect=refused["error"])
         return self.render("admin/cs_integration_new.html", values=values, errors=errors,
                            has_default_secret=bool(settings.amocrm_client_secret)), (422 if errors else 200)
+
+    def _refused_before_amocrm(self, integration: Integration) -> dict | None:
+        """A new integration whose connect cannot even start is not kept (no draft): the problem,
+        for the form of `new`, or None when amoCRM's consent page is next."""
+        try:
+            check_connectable(services(), integration)
+        except ConnectError as exc:
+            problem = self._connect_problem(integration, exc)
+            db.session.rollback()
+            return problem
+        return None
 
     @expose("/<int:integration_id>/", methods=("GET", "POST"))
     def setup(self, integration_id: int):
@@ -356,11 +408,14 @@ class IntegrationsView(AdminAccess, BaseView):
             try:
                 integrations.update_integration(db.session, services(), integration, {"is_active": wants_active})
             except integrations.ActivationBlocked as exc:
-                blocked = [translate(m) for m in exc.missing]
+                blocked = [{"text": translate(m), **_activation_target(m)} for m in exc.missing]
         db.session.commit()
         if blocked:
             flash(_("Settings saved, but the integration cannot be activated yet."), "warning")
-            return self._render_setup(integration, activation_errors=blocked, status=422)
+            values = {**self._values(integration), "is_active": True}  # the tick stays, shown as not applied
+            fields = {b["field"]: "" for b in blocked if b["field"]}
+            return self._render_setup(integration, values=values, errors=fields, activation_errors=blocked,
+                                      activation_refused=True, status=422)
         flash(_("Settings saved.") + (" " + _("The integration is active.") if integration.is_active else ""), "success")
         anchor = "step-7" if integrations.site_script(services(), integration) else None
         return redirect(self._setup_url(integration.id, anchor))
@@ -531,6 +586,23 @@ class IntegrationsView(AdminAccess, BaseView):
         html = self.render("admin/cs_live_check.html", live=view, integration=integration)
         return jsonify({"status": view["status"], "finished": view["finished"], "html": html,
                         "stages": [{"key": st["key"], "state": st["state"]} for st in view["stages"]]})
+
+    @expose("/<int:integration_id>/delete", methods=("POST",))
+    def delete(self, integration_id: int):
+        integration = self._get(integration_id)
+        removal = delete_integration(db.session, services(), integration)
+        if removal.was_draft:
+            flash(_("The draft «%(name)s» is deleted.", name=removal.name), "success")
+            return redirect(url_for(".index"))
+        said = [_("The integration «%(name)s» is deleted; its %(n)s requests stay in the reports.",
+                  name=removal.name, n=removal.requests_kept)]
+        if removal.webhook_removed:
+            said.append(_("Its webhook is removed from amoCRM."))
+        elif removal.webhook_error:
+            said.append(_("amoCRM did not remove its webhook (%(error)s): delete it by hand in amoCRM → Settings → "
+                          "Integrations → Webhooks.", error=removal.webhook_error))
+        flash(" ".join(said), "warning" if removal.webhook_error else "success")
+        return redirect(url_for(".index"))
 
     @expose("/<int:integration_id>/check", methods=("POST",))
     def check(self, integration_id: int):

@@ -24,6 +24,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"priority must be a whole number from 0 to 1000000 \(lower goes first\)",
      N_("The priority is a whole number from 0 to 1000000 (lower goes first).")),
     (r"domain is required, e\.g\. example\.ru", N_("Enter the site's domain, e.g. example.ru.")),
+    (r"the site (?P<site>.+) already has the domain (?P<domain>\S+)",
+     N_("The site «%(site)s» already has the domain %(domain)s: page views of a domain go to one site only.")),
     (r"(?P<value>.+) is not a domain name(?:, e\.g\. example\.ru)?", N_("%(value)s is not a domain name; enter one like example.ru.")),
     (r"site_id is required: an ad campaign belongs to a site", N_("Choose the site: an ad campaign belongs to a site.")),
     (r"(?:site|default_site_id:) (?P<id>\S+) does not exist in this account", N_("The site %(id)s does not exist in this account.")),
@@ -56,6 +58,8 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
     (r"messenger_mappings\[(?P<i>\d+)\]\.origin is required.*", N_("Messenger %(row)s: enter the amoCRM origin code, e.g. telegram.")),
     (r"messenger_mappings\[(?P<i>\d+)\]\.\w+: (?P<id>\S+) does not exist in this account",
      N_("Messenger %(row)s: the chosen entity %(id)s does not exist in this account.")),
+    (r"Token URL corrected to (?P<url>\S+) \(the account chosen in amoCRM\)\.",
+     N_("Token URL corrected to %(url)s (the account chosen in amoCRM).")),
     # activation (core.integrations.activation_problems)
     (r"connect the amoCRM account first \(Подключить\)", N_("connect the amoCRM account first («Connect»)")),
     (r"reconnect the amoCRM account: its authorisation was revoked", N_("reconnect the amoCRM account: its authorisation was revoked")),
@@ -69,6 +73,7 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in 
 CONNECT_ERRORS = {
     "yourdomain": N_("Replace YOURDOMAIN in «AmoCRM URL» and «Token URL» with your amoCRM account's domain."),
     "host_not_allowed": N_("This address is not an amoCRM or Kommo account; connecting to it is not allowed (AMOCRM_ALLOWED_HOSTS)."),
+    "token_url_elsewhere": N_("The Token URL must be on the host of the AmoCRM URL: %(expected)s."),
     "no_client": N_("The integration has no client id and client secret."),
     "unknown_state": N_("This connection link is unknown. Start connecting again from the integration settings."),
     "state_reused": N_("This connection link was already used. Start connecting again."),
@@ -108,4 +113,19 @@ def translate(message, rows: list[str] | None = None) -> str:
 
 def connect_error(code: str, fallback: str | None = None) -> str:
     msgid = CONNECT_ERRORS.get(code)
+    if code == "token_url_elsewhere" and fallback:
+        return gettext(msgid, expected=fallback.rsplit(": ", 1)[-1])
     return gettext(msgid) if msgid else (fallback or code)
+
+
+def connect_error_fields(code: str, amocrm_url: str, token_url: str) -> list[str]:
+    """The step 1 fields a connect failure is about, to mark them on the form."""
+    if code == "yourdomain":
+        return [name for name, value in (("amocrm_url", amocrm_url), ("token_url", token_url)) if "yourdomain" in value.lower()]
+    if code == "host_not_allowed":
+        return ["amocrm_url", "token_url"]
+    if code == "token_url_elsewhere":
+        return ["token_url"]
+    if code == "no_client":
+        return ["client_id", "client_secret"]
+    return []

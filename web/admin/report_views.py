@@ -56,6 +56,7 @@ COLUMNS = (
     ("email", N_("E-mail"), "email"),
     ("site", N_("Site"), "site"),
     ("campaign", N_("Ad campaign"), "campaign"),
+    ("attribution", N_("Attribution"), "attribution"),  # beside the campaign it explains
     ("source", N_("Source"), "source"),
     ("utm_source", "utm_source", None),
     ("utm_medium", "utm_medium", None),
@@ -65,7 +66,6 @@ COLUMNS = (
     ("referrer", N_("Referrer"), None),
     ("entrance_page", N_("Entrance page"), None),
     ("session_id", N_("Session ID"), None),
-    ("attribution", N_("Attribution"), "attribution"),
     ("is_repeat", N_("New or repeat"), None),
     ("integration", N_("Integration"), "integration"),
     ("amocrm", "amoCRM", "talk_id"),
@@ -316,8 +316,23 @@ class RequestsReportView(AdminAccess, BaseView):
 REPLAY_STATUSES = event_status.REPLAYABLE
 
 
+def something_to_replay() -> bool:
+    """Whether the signed-in account has an event to replay or a run to follow (once per request)."""
+    from flask import g
+
+    if not current_user.is_authenticated:
+        return False
+    if "cs_replay_visible" not in g:  # the menu and the dashboard ask on the same page
+        g.cs_replay_visible = maintenance.has_something_to_replay(db.session, current_account_id())
+    return g.cs_replay_visible
+
+
 class ReplayView(AdminAccess, BaseView):
-    """`/admin/replay/`: replay failed or parked events by integration, period and status; progress."""
+    """`/admin/replay/`: replay failed or parked events by integration, period and status; progress.
+    In the menu only when there is something to replay (or a run to follow); the page stays reachable."""
+
+    def is_visible(self):
+        return something_to_replay()
 
     def _form_values(self, source) -> dict:
         statuses = source.getlist("statuses") if hasattr(source, "getlist") else []

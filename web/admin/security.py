@@ -47,7 +47,7 @@ class AdminSecureForm(BaseForm):
 
 
 def _datetime(view, value, name=None):
-    return format_datetime(value, "short") + " UTC"
+    return format_datetime(value, "short")  # in the account's zone (web.i18n), named in the page header
 
 
 DATETIME_FORMATTERS = {**typefmt.BASE_FORMATTERS, datetime: _datetime}

@@ -88,8 +88,21 @@
 
   /* -- amoCRM connect: popup first, this window when popups are blocked ----------------------- */
   var connecting = null;
-  function showConnectError(form, message) {
-    var box = (form && form.querySelector("#connect-error")) || document.getElementById("connect-error");
+  /* A message belongs to the attempt that produced it: each press clears the last one. */
+  function connectBox(form) {
+    return (form && form.querySelector("#connect-error")) || document.getElementById("connect-error");
+  }
+  function clearConnectError(form) {
+    var box = connectBox(form);
+    if (box) { box.textContent = ""; box.classList.add("d-none"); }
+    $all("#step-1 .is-invalid").forEach(function (input) { input.classList.remove("is-invalid"); });
+  }
+  function showConnectError(form, message, fields) {
+    (fields || []).forEach(function (name) {
+      var input = document.getElementById(name);
+      if (input) input.classList.add("is-invalid");
+    });
+    var box = connectBox(form);
     if (!box) { window.alert(message); return; }
     box.textContent = message; box.classList.remove("d-none");
     box.scrollIntoView({block: "center", behavior: "smooth"});
@@ -100,6 +113,7 @@
     var popup = window.open("", "amocrm_connect", "width=760,height=780,menubar=no,toolbar=no");
     if (!popup) return; // blocked: the form posts and amoCRM opens in this window
     ev.preventDefault();
+    clearConnectError(btn.form);
     try { popup.document.title = "amoCRM…"; popup.document.body.innerHTML = "<p style='font:16px sans-serif;padding:24px'>amoCRM…</p>"; } catch (e) {}
     var form = btn.form, url = btn.formAction || form.action;
     fetch(url, {method: "POST", body: new FormData(form), credentials: "same-origin",
@@ -108,8 +122,7 @@
       .then(function (res) {
         if (!res.ok) {
           popup.close();
-          if (res.data.return_to && res.data.code) { window.location.assign(res.data.return_to + "#step-1"); return; }
-          showConnectError(form, res.data.error || "Error");
+          showConnectError(form, res.data.error || "Error", res.data.fields);
           return;
         }
         connecting = {returnTo: res.data.return_to};
