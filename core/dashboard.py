@@ -27,7 +27,6 @@ from core.text import N_
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -35,7 +34,8 @@ from sqlalchemy.orm import Session
 
 from core.catalog import ValidationFailed
 from core.db import utcnow
-from core.models import Campaign, ChatRequest, Integration, Source, WebhookEvent
+from core.models import Campaign, ChatRequest, Integration, RequestDailyCount, Source, WebhookEvent
+from core.request_rollup import ROLLUP_ZONE
 from core.worker_health import ProcessingState
 from core.reports import (
     _DAY, ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
@@ -163,20 +163,6 @@ def resolve_range(date_from=None, date_till=None, tz: str | None = None, today: 
 
 # --- SQL helpers ---------------------------------------------------------------------------------
 
-@lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def _sqlite_local_day(value, zone_name):
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(_zone(zone_name)).date().isoformat()
-
-
 def local_day(session: Session, column, zone: ZoneInfo):
     """The local calendar day of a UTC timestamp column, computed in the database."""
     zone_sql = sa.literal_column("'" + zone.key.replace("'", "") + "'")  # get_zone allows [A-Za-z0-9_+-/] only
@@ -184,8 +170,7 @@ def local_day(session: Session, column, zone: ZoneInfo):
     if connection.dialect.name == "postgresql":
         return sa.cast(sa.func.timezone(zone_sql, column), sa.Date)
     if connection.dialect.name == "sqlite":
-        connection.connection.driver_connection.create_function("cs_local_day", 2, _sqlite_local_day, deterministic=True)
-        return sa.func.cs_local_day(column, zone_sql)
+        return sa.func.cs_local_day(column, zone_sql)  # registered on every connection (core.db)
     raise NotImplementedError(connection.dialect.name)  # pragma: no cover - PostgreSQL and SQLite only
 
 
@@ -205,22 +190,12 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
                     today: date | None = None, processing: ProcessingState | None = None) -> dict:
     """`processing`: whether a worker consumes the queue (core.worker_health), when the caller can tell."""
     start_day, till_day, zone = resolve_range(date_from, date_till, tz, today)
-    start, end = local_day_bounds(start_day, till_day, zone)
-    span = end - start
-    prev_start = start - span
     days = [(start_day + timedelta(days=i)).isoformat() for i in range((till_day - start_day).days + 1)]
     index = {d: i for i, d in enumerate(days)}
 
-    c = ChatRequest
-    where = [c.account_id == account_id, c.created_at >= start, c.created_at < end]
-    if integration_id:
-        where.append(c.integration_id == integration_id)
-    day = local_day(session, c.created_at, zone)
-    rows = session.execute(
-        sa.select(day.label("day"), c.channel, c.attribution, c.campaign_id, c.source_id, sa.func.count().label("n"))
-        .where(*where)
-        .group_by(day, c.channel, c.attribution, c.campaign_id, c.source_id)
-    ).all()
+    rows = request_counts(session, account_id, zone, start_day, till_day, integration_id, by_day=True)
+    previous_rows = request_counts(session, account_id, zone, start_day - timedelta(days=len(days)),
+                                   start_day - timedelta(days=1), integration_id, by_day=False)
 
     by_channel: dict[str, list[int]] = defaultdict(lambda: [0] * len(days))
     by_campaign: dict[int | None, list[int]] = defaultdict(lambda: [0] * len(days))
@@ -230,21 +205,22 @@ def build_dashboard(session: Session, account_id: int, date_from=None, date_till
         i = index.get(_day_key(r.day))
         if i is None:  # pragma: no cover - the WHERE keeps rows inside the range
             continue
-        by_channel[r.channel][i] += r.n
-        by_campaign[r.campaign_id][i] += r.n
-        by_source[r.source_id][i] += r.n
+        n = int(r.n)
+        by_channel[r.channel][i] += n
+        by_campaign[r.campaign_id][i] += n
+        by_source[r.source_id][i] += n
         if r.attribution in by_attribution:
-            by_attribution[r.attribution][i] += r.n
+            by_attribution[r.attribution][i] += n
+    per_integration_now = _by_integration(rows)
+    per_integration_before = _by_integration(previous_rows)
 
     campaign_names = _names(session, Campaign, account_id, by_campaign)
     source_names = _names(session, Source, account_id, by_source)
     other = ("Другие", "Other")[lang == "en"]
     current = {k: sum(v) for k, v in by_attribution.items()}
-    previous = _attribution_counts(session, account_id, prev_start, start, integration_id)
+    previous = {k: sum(counts[k] for counts in per_integration_before.values()) for k in ATTRIBUTIONS}
 
     health = integration_health(session, account_id, now=now, integration_id=integration_id)
-    per_integration_now = _attribution_by_integration(session, account_id, start, end, integration_id)
-    per_integration_before = _attribution_by_integration(session, account_id, prev_start, start, integration_id)
     warnings = health_warnings(health, now=now)
     warnings += spike_warnings(health, per_integration_now, per_integration_before)
     warnings += worker_warnings(processing)
@@ -304,14 +280,40 @@ def _series(data: dict, label, other_label: str, with_id: bool = True) -> list[d
     return result
 
 
-def _attribution_counts(session: Session, account_id: int, start: datetime, end: datetime,
-                        integration_id: int | None) -> dict[str, int]:
-    c = ChatRequest
-    where = [c.account_id == account_id, c.created_at >= start, c.created_at < end]
+def request_counts(session: Session, account_id: int, zone: ZoneInfo, first_day: date, last_day: date,
+                   integration_id: int | None = None, *, by_day: bool) -> list:
+    """Requests of the local days first_day…last_day counted per integration and attribution (and,
+    `by_day`, per day, channel, campaign and source): rows with `.n`; no campaign / source is None.
+
+    From the daily roll-up when the zone is its zone (the admin's), so a year costs the same as a
+    week; from the raw rows in any other zone (a day there is not a sum of the roll-up's days)."""
+    if zone.key == ROLLUP_ZONE:
+        r = RequestDailyCount
+        where = [r.account_id == account_id, r.day >= first_day, r.day <= last_day]
+        keys = [r.integration_id, r.attribution]
+        if by_day:
+            keys += [r.day, r.channel, sa.func.nullif(r.campaign_id, 0).label("campaign_id"),
+                     sa.func.nullif(r.source_id, 0).label("source_id")]
+        total = sa.func.sum(r.n)
+    else:
+        start, end = local_day_bounds(first_day, last_day, zone)
+        r = ChatRequest
+        where = [r.account_id == account_id, r.created_at >= start, r.created_at < end]
+        keys = [r.integration_id, r.attribution]
+        if by_day:
+            keys += [local_day(session, r.created_at, zone).label("day"), r.channel, r.campaign_id, r.source_id]
+        total = sa.func.count()
     if integration_id:
-        where.append(c.integration_id == integration_id)
-    counts = dict(session.execute(sa.select(c.attribution, sa.func.count()).where(*where).group_by(c.attribution)).all())
-    return {k: counts.get(k, 0) for k in ATTRIBUTIONS}
+        where.append(r.integration_id == integration_id)
+    return session.execute(sa.select(*keys, total.label("n")).where(*where).group_by(*keys)).all()
+
+
+def _by_integration(rows) -> dict[int, dict[str, int]]:
+    result: dict[int, dict[str, int]] = defaultdict(lambda: {k: 0 for k in ATTRIBUTIONS})
+    for row in rows:
+        if row.attribution in ATTRIBUTIONS:
+            result[row.integration_id][row.attribution] += int(row.n)
+    return result
 
 
 def _attribution_by_integration(session: Session, account_id: int, start: datetime, end: datetime,
