@@ -307,6 +307,8 @@ def count_requests_per_day(session: Session, account_id: int, zone: ZoneInfo, fi
     where = [r.account_id == account_id, r.day >= first_day, r.day <= last_day]
     if integration_id:
         where.append(r.integration_id == integration_id)
+    if session.get_bind().dialect.name == "postgresql":
+        return _tally_in_one_scan(session, where, tally, index)
     for series, column in ((tally.by_channel, r.channel), (tally.by_campaign, sa.func.nullif(r.campaign_id, 0)),
                            (tally.by_source, sa.func.nullif(r.source_id, 0)), (tally.by_attribution, r.attribution)):
         for day, key, n in session.execute(sa.select(r.day, column, sa.func.sum(r.n)).where(*where).group_by(r.day, column)):
@@ -315,6 +317,32 @@ def count_requests_per_day(session: Session, account_id: int, zone: ZoneInfo, fi
             sa.select(r.integration_id, r.attribution, sa.func.sum(r.n)).where(*where).group_by(r.integration_id, r.attribution)):
         if attribution in ATTRIBUTIONS:
             tally.per_integration[iid][attribution] += int(n)
+    return tally
+
+
+def _tally_in_one_scan(session: Session, where: list, tally: Tally, index: dict[str, int]) -> Tally:
+    """PostgreSQL: the five series in one pass over the roll-up (GROUPING SETS) — a third of the time
+    of five queries on a year. Its key columns are NOT NULL, so a NULL says «not this set»."""
+    r = RequestDailyCount
+    sets = sa.func.grouping_sets(sa.tuple_(r.day, r.channel), sa.tuple_(r.day, r.campaign_id),
+                                 sa.tuple_(r.day, r.source_id), sa.tuple_(r.day, r.attribution),
+                                 sa.tuple_(r.integration_id, r.attribution))
+    stmt = (sa.select(r.day, r.channel, r.campaign_id, r.source_id, r.attribution, r.integration_id, sa.func.sum(r.n))
+            .where(*where).group_by(sets))
+    for day, channel, campaign, source, attribution, iid, n in session.execute(stmt):
+        if day is None:
+            if attribution in ATTRIBUTIONS:
+                tally.per_integration[iid][attribution] += int(n)
+            continue
+        i = index.get(_day_key(day))
+        if channel is not None:
+            tally.add(tally.by_channel, channel, i, n)
+        elif campaign is not None:
+            tally.add(tally.by_campaign, campaign or None, i, n)
+        elif source is not None:
+            tally.add(tally.by_source, source or None, i, n)
+        else:
+            tally.add(tally.by_attribution, attribution, i, n)
     return tally
 
 
