@@ -44,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
             collect = run_wrk(f"{stack.url}/t/collect", duration_s=args.duration, connections=args.connections,
                               mode="post", env=env)
         sessions = stack.scalar("select count(*) from visitor_sessions")
+        # Returning visitors: the next pages of 2,000 visitors (no campaign in the url), as most hits are.
+        returning_body = json.dumps({"site_key": site["site_key"], "event": "view", "visitor_id": "VISITORID",
+                                     "url": "https://shop.example.ru/catalog/sofas/", "referrer": "https://shop.example.ru/",
+                                     "title": "Диваны — Магазин"}, ensure_ascii=False)
+        returning_env = {**env, "BENCH_BODY": returning_body, "BENCH_VISITORS": "1000"}
+        run_wrk(f"{stack.url}/t/collect", duration_s=3, connections=args.connections, mode="post", env=returning_env)
+        with stack.cpu_meter() as returning_cpu:
+            returning = run_wrk(f"{stack.url}/t/collect", duration_s=args.duration, connections=args.connections,
+                                mode="post", env=returning_env)
+        returning["cpu"] = returning_cpu.summary(returning["requests"])
         trivial["cpu"] = trivial_cpu.summary(trivial["requests"])
         collect["cpu"] = collect_cpu.summary(collect["requests"])
 
@@ -56,7 +66,18 @@ def main(argv: list[str] | None = None) -> int:
         report.add("sessions stored", sessions)
         per = collect["cpu"]["cpu_ms_per_request"]
         report.add("CPU per collect: web / PostgreSQL", f"{per['web']:.2f} / {per['postgres']:.2f}", "ms")
-        report.details.update(trivial=trivial, collect=collect, script_bytes_gzip=gzipped, content_encoding=encoding)
+        report.add("collect, returning visitors (session continued)", round(returning["rps"]), "req/s")
+        ratio = returning["rps"] / trivial["rps"] if trivial["rps"] else 0
+        report.add("  / trivial", round(ratio, 2), "×", "≥ 0.5", ratio >= 0.5)
+        report.add("  p50 / p99", f"{returning['p50_ms']:.1f} / {returning['p99_ms']:.1f}", "ms")
+        report.add("  errors (non-2xx, socket)", returning["errors"], "", "0", returning["errors"] == 0)
+        per = returning["cpu"]["cpu_ms_per_request"]
+        total = per["web"] + per["postgres"] + per.get("redis", 0)
+        report.add("  CPU per collect: web / PostgreSQL (sum)", f"{per['web']:.2f} / {per['postgres']:.2f} ({total:.2f})", "ms",
+                   "≤ 1.0 (sum)", total <= 1.0)
+        trivial_per = trivial["cpu"]["cpu_ms_per_request"]
+        report.add("CPU per trivial request: web", f"{trivial_per['web']:.2f}", "ms")
+        report.details.update(returning=returning, trivial=trivial, collect=collect, script_bytes_gzip=gzipped, content_encoding=encoding)
     return report.finish(before)
 
 

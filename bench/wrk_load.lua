@@ -4,6 +4,8 @@
 --                       every BENCH_CLOSED_EVERY-th talk is closed (is_in_work=0), the others read.
 --   BENCH_MODE=post     POST the same BENCH_BODY every time, as BENCH_CONTENT_TYPE, with an Origin
 --                       header BENCH_ORIGIN when set (the tracking code's collect call).
+--                       With BENCH_VISITORS=N the body's VISITORID placeholder becomes one of N visitor
+--                       ids per thread, in turn: after its first page each visitor continues its session.
 --   BENCH_MODE=get      plain GET of the url (the trivial endpoint, the yardstick).
 -- done() prints one line "BENCH_JSON {...}" with counts and latency percentiles in microseconds.
 
@@ -14,7 +16,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-local mode, body, base, closed_every, counter
+local mode, body, base, closed_every, counter, visitors
 
 function init(args)
   mode = os.getenv("BENCH_MODE") or "get"
@@ -22,6 +24,7 @@ function init(args)
   base = tonumber(os.getenv("BENCH_TALK_BASE") or "1000000000") + thread_no * 100000000
   closed_every = tonumber(os.getenv("BENCH_CLOSED_EVERY") or "2")
   counter = 0
+  visitors = tonumber(os.getenv("BENCH_VISITORS") or "0")
   if mode == "webhook" then
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -37,6 +40,11 @@ function init(args)
 end
 
 function request()
+  if mode == "post" and visitors > 0 then
+    counter = counter + 1
+    local visitor = string.format("bench-visitor-%d-%d", thread_no, counter % visitors)
+    return wrk.format(nil, nil, nil, (body:gsub("VISITORID", visitor)))
+  end
   if mode ~= "webhook" then
     return wrk.format(nil, nil, nil, nil)  -- get and post: the method, headers and body set in init
   end

@@ -59,9 +59,29 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+@lru_cache(maxsize=64)
+def _zone(name: str):
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def sqlite_local_day(value, zone_name):
+    """`cs_local_day(created_at, zone)` on SQLite: the local calendar day of a stored UTC moment
+    (the dashboard groups by it; the roll-up's triggers key by it, core.request_rollup)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(_zone(zone_name)).date().isoformat()
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):  # pragma: no cover - trivial
     if isinstance(dbapi_connection, sqlite3.Connection):
+        # On every connection: the roll-up's triggers call it on each INSERT into requests.
+        dbapi_connection.create_function("cs_local_day", 2, sqlite_local_day, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=10000")

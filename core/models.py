@@ -1,7 +1,7 @@
 """The data model. Every row belongs to an account (one client's analytics account, "ЛК")."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -509,4 +509,29 @@ class ChatRequest(Base):
         sa.Index("ix_requests_search_text", "search_text", postgresql_using="gin",
                  postgresql_ops={"search_text": "gin_trgm_ops"}),
         sa.CheckConstraint("attribution in ('session', 'messenger', 'default')", name="attribution"),
+    )
+
+
+class RequestDailyCount(Base):
+    """The dashboard's daily roll-up: how many requests an integration recorded on a local day
+    (core.request_rollup.ROLLUP_ZONE) per channel, campaign, source and attribution.
+
+    Kept exact by database triggers on `requests` (core.request_rollup), so every insert, delete and
+    update — ours, a cascade, a bulk load — changes it in the same transaction. `campaign_id` and
+    `source_id` are 0 for requests without one (so the key can be unique); no foreign keys on them:
+    deleting a campaign sets the requests' campaign to NULL, and the trigger moves the counts to 0."""
+
+    __tablename__ = "request_daily_counts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("integrations.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(sa.Date)
+    channel: Mapped[str] = mapped_column(sa.String(30))
+    campaign_id: Mapped[int] = mapped_column(sa.Integer)
+    source_id: Mapped[int] = mapped_column(sa.Integer)
+    attribution: Mapped[str] = mapped_column(sa.String(20))
+    n: Mapped[int] = mapped_column(sa.Integer)
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "day", "integration_id", "channel", "campaign_id", "source_id", "attribution",
+                            name="uq_request_daily_counts_key"),
     )

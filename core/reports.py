@@ -412,6 +412,64 @@ def count_requests(session: Session, account_id: int, flt: RequestFilter | None 
     return session.scalar(sa.select(sa.func.count()).select_from(ChatRequest).where(*flt.conditions(account_id))) or 0
 
 
+MAX_NAME_GROUPS = 200  # more distinct campaign (source, …) names than this: the plain sorted join
+
+
+def _name_groups(session: Session, account_id: int, sort: Sort) -> list[tuple[str, list[int]]] | None:
+    """The account's campaigns (sources, sites, integrations) as (name, ids) in the database's own
+    order of `coalesce(name, '')`, the group «» first (it also holds the requests without one)."""
+    model = sort.spec.join
+    name = sa.func.coalesce(model.name, "")
+    rows = session.execute(sa.select(name, model.id).where(model.account_id == account_id)
+                           .order_by(name, model.id).limit(MAX_NAME_GROUPS + 1)).all()
+    groups: list[tuple[str, list[int]]] = [("", [])]
+    for value, id_ in rows:
+        if value == groups[-1][0]:
+            groups[-1][1].append(id_)
+        else:
+            groups.append((value, [id_]))
+    if len(groups) > MAX_NAME_GROUPS:
+        return None
+    return groups[::-1] if sort.descending else groups
+
+
+def _by_name_groups(session: Session, account_id: int, flt: RequestFilter, sort: Sort, after, *, window: int):
+    """A page sorted by a joined name (campaign, source, site, integration) without sorting every row.
+
+    Sorting a million requests by their campaign's name took ~0.65 s: the database joins and sorts
+    them all. There are few names, so the same order is «each name's requests by id, name after
+    name»: one index-backed `ORDER BY id LIMIT window` per name, glued with UNION ALL and ordered by
+    the name's rank — at most names × window rows are ever sorted. None: use the plain join
+    (too many names, or a cursor whose name is gone since)."""
+    if sort.spec.join is None:
+        return None
+    groups = _name_groups(session, account_id, sort)
+    if groups is None:
+        return None
+    c = ChatRequest
+    column = getattr(c, f"{sort.key}_id")
+    by_id = c.id.desc() if sort.descending else c.id.asc()
+    if after is not None:
+        names = [name for name, _ in groups]
+        if after[0] not in names:
+            return None
+        start = names.index(after[0])
+    else:
+        start = 0
+    where = flt.conditions(account_id)
+    parts = []
+    for rank, (name, ids) in enumerate(groups[start:], start):
+        condition = column.in_(ids) if ids else sa.false()
+        if name == "":
+            condition = sa.or_(column.is_(None), condition)
+        part = sa.select(sa.literal(rank).label("rank"), c.id.label("request_id")).where(*where, condition)
+        if after is not None and rank == start:
+            part = part.where(c.id < after[1] if sort.descending else c.id > after[1])
+        parts.append(part.order_by(by_id).limit(window).subquery().select())  # SQLite: no LIMIT in a bare UNION member
+    ranked = sa.union_all(*parts).subquery()
+    return (sa.select(c).join(ranked, ranked.c.request_id == c.id).order_by(ranked.c.rank, by_id))
+
+
 def page_requests(session: Session, account_id: int, flt: RequestFilter | None = None, sort: Sort | str | None = None,
                   *, limit: int = 100, offset: int = 0, cursor: str | None = None, with_total: bool = True,
                   with_refs: bool = True) -> RequestPage:
@@ -420,11 +478,13 @@ def page_requests(session: Session, account_id: int, flt: RequestFilter | None =
     flt = flt or RequestFilter()
     sort = sort if isinstance(sort, Sort) else Sort.parse(sort)
     limit = max(1, min(int(limit), 10_000))
-    stmt = sort.apply(sa.select(ChatRequest).where(*flt.conditions(account_id)))
-    if cursor:
-        value, last_id = decode_cursor(cursor, sort)
-        stmt = stmt.where(sort.after(value, last_id))
-    elif offset:
+    after = decode_cursor(cursor, sort) if cursor else None
+    stmt = _by_name_groups(session, account_id, flt, sort, after, window=offset + limit + 1)
+    if stmt is None:
+        stmt = sort.apply(sa.select(ChatRequest).where(*flt.conditions(account_id)))
+        if after:
+            stmt = stmt.where(sort.after(*after))
+    if offset and not after:
         stmt = stmt.offset(offset)
     rows = list(session.scalars(stmt.limit(limit + 1)))
     more = len(rows) > limit

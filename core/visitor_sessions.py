@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import user_agents
 from core.catalog import NotFound
 from core.conditions import CONDITION_PARAMS, first_match
 from core.db import utcnow
@@ -453,91 +454,9 @@ def _classify(entrance_page, referrer, site_domain, utm, click_ids) -> TrafficIn
 
 # --------------------------------------------------------------------------- user agents
 
-_BOT_RE = re.compile(
-    r"bot\b|bot[/_;)-]|crawl|spider|slurp|scraper|archiver|headless|phantomjs|selenium|puppeteer|playwright|"
-    r"lighthouse|pagespeed|ptst/|gtmetrix|pingdom|uptime|statuscake|site24x7|monitoring|"
-    r"mediapartners-google|adsbot|google-inspectiontool|googleother|google-extended|feedfetcher|"
-    r"google favicon|google-read-aloud|apis-google|google-pagerenderer|google-site-verification|"
-    r"google web preview|google-structured-data|storebot|"
-    r"yandex(?:metrika|direct|images|video|media|favicons|webmaster|pagechecker|sitelinks|news|catalog|"
-    r"antivirus|market|adnet|vertis|ontodb|verticals|tracker|userproxy|imageresizer|calendar|fordomain|"
-    r"searchshop|turbo|additional|accessibility|renderresources|screenshot|zakupki)|"
-    r"facebookexternalhit|facebot|meta-externalagent|vkshare|skypeuripreview|embedly|whatsapp/|"
-    r"quora link preview|bingpreview|msnbot|petalbot|semrush|ahrefs|mj12|dotbot|bytespider|gptbot|"
-    r"chatgpt-user|oai-searchbot|claudebot|claude-web|anthropic-ai|perplexity|ccbot|amazonbot|applebot|"
-    r"duckduckbot|baiduspider|sogou|exabot|seznambot|mail\.ru_bot|ia_archiver|"
-    r"python-requests|python-urllib|python-httpx|aiohttp|httpx/|curl/|wget/|libwww|go-http-client|"
-    r"java/|okhttp|apache-httpclient|node-fetch|axios/|undici|http_request|scrapy|postmanruntime|"
-    r"insomnia|restsharp|guzzlehttp|^mozilla/5\.0$|^-$"
-)
-
-
-def is_bot(user_agent: str | None) -> bool:
-    """Whether the user agent is a crawler, a link previewer, a monitor or a script.
-
-    An absent user agent is *not* a bot: server-side callers of the Data API may not have one.
-    """
-    if not user_agent or not isinstance(user_agent, str):
-        return False
-    ua = user_agent.strip().lower()
-    if not ua:
-        return False
-    # "CUBOT" is a phone brand, not a robot.
-    ua = re.sub(r"\bcubot\b", "cu-phone", ua)
-    return _BOT_RE.search(ua[:2000]) is not None
-
-
-def parse_user_agent(user_agent: str | None) -> tuple[str | None, str | None]:
-    """(device, browser): device is mobile|tablet|desktop; browser a family name. Nones if unknown."""
-    if not user_agent or not isinstance(user_agent, str) or not user_agent.strip():
-        return None, None
-    ua = user_agent.lower()[:2000]
-
-    if re.search(r"ipad|tablet|kindle|silk/|playbook|nexus (?:7|9|10)\b|sm-t\d|lenovo tab|mi pad", ua) or (
-        "android" in ua and "mobile" not in ua
-    ):
-        device = "tablet"
-    elif re.search(r"mobi|iphone|ipod|android|windows phone|blackberry|bb10|opera mini|iemobile|webos", ua):
-        device = "mobile"
-    else:
-        device = "desktop"
-
-    browsers = (
-        ("instagram", "Instagram"),
-        ("fban", "Facebook"),
-        ("fbav", "Facebook"),
-        ("yabrowser/", "Yandex Browser"),
-        ("yasearchbrowser", "Yandex App"),
-        ("yaapp_", "Yandex App"),
-        ("edg/", "Edge"),
-        ("edge/", "Edge"),
-        ("edga/", "Edge"),
-        ("edgios/", "Edge"),
-        ("opr/", "Opera"),
-        ("opt/", "Opera"),
-        ("opera", "Opera"),
-        ("samsungbrowser/", "Samsung Internet"),
-        ("miuibrowser/", "MIUI Browser"),
-        ("ucbrowser", "UC Browser"),
-        ("vivaldi/", "Vivaldi"),
-        ("firefox/", "Firefox"),
-        ("fxios/", "Firefox"),
-        ("crios/", "Chrome"),
-        ("chromium/", "Chromium"),
-        ("chrome/", "Chrome"),
-        ("msie ", "Internet Explorer"),
-        ("trident/", "Internet Explorer"),
-        ("safari/", "Safari"),
-    )
-    browser = "Other"
-    for token, name in browsers:
-        if token in ua:
-            browser = name
-            break
-    else:
-        if re.search(r"iphone|ipad|ipod", ua) and "applewebkit" in ua:
-            browser = "Safari"  # in-app web views on iOS
-    return device, browser
+# Robots, devices and browsers: core.user_agents (crawlerdetect's list, ua-parser), cached per string.
+is_bot = user_agents.is_bot
+parse_user_agent = user_agents.parse_user_agent
 
 
 # --------------------------------------------------------------------------- creation

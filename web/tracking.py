@@ -154,8 +154,8 @@ def _http(exc: HTTPException):
     return json_error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
 
 
-def _site_or_404(site_key) -> Site:
-    site = tracking.find_site(db.session, site_key)
+def _site_or_404(site_key):
+    site = tracking.find_site_row(db.session, site_key)
     if site is None:
         raise CollectError(404, "unknown_site", "unknown site_key: copy the tracking code from the Sites page again")
     return site

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from core import catalog, integrations
 from core.db import utcnow
-from core.models import ChatRequest, WebhookEvent
+from core.models import ChatRequest, Site, WebhookEvent
 
 
 @dataclass
@@ -24,8 +24,8 @@ class Catalog:
 
 
 def seed_catalog(session, services, account_id: int, *, base_url: str = "https://shop.amocrm.ru") -> Catalog:
-    site = catalog.create_site(session, account_id, "Магазин", "shop.example.ru")
-    other_site = catalog.create_site(session, account_id, "Блог", "blog.example.ru")
+    site = _site(session, account_id, "Магазин", "shop.example.ru")
+    other_site = _site(session, account_id, "Блог", "blog.example.ru")
     campaign = catalog.create_campaign(session, account_id, "Яндекс Директ", site.id)
     other_campaign = catalog.create_campaign(session, account_id, "Google Ads", site.id)
     source = catalog.create_source(session, account_id, "Telegram-канал")
@@ -33,6 +33,12 @@ def seed_catalog(session, services, account_id: int, *, base_url: str = "https:/
     connect(integration, services, base_url)
     session.flush()
     return Catalog(site.id, other_site.id, campaign.id, other_campaign.id, source.id, integration.id)
+
+
+def _site(session, account_id: int, name: str, domain: str):
+    """The account's site of `domain`: a second seed in one account shares it (one site per domain)."""
+    existing = session.scalar(sa.select(Site).where(Site.account_id == account_id, Site.domain == domain))
+    return existing or catalog.create_site(session, account_id, name, domain)
 
 
 def connect(integration, services, base_url: str = "https://shop.amocrm.ru", *, refreshed_days_ago: float = 1,

@@ -254,3 +254,25 @@ def test_site_script_for_a_lead_or_a_contact_field():
     assert site_script(None, Integration) is None
     with pytest.raises(ValueError):
         render_site_script(0)
+
+
+def test_two_tabs_each_continue_the_session_they_name(db, site):
+    """The one-statement continue (core.tracking.continue_session) prefers the named live session,
+    else the visitor's latest live one, and never an idle one."""
+    first = hit(db, site)
+    # The same visitor arrives again from another campaign in a second tab: a second live session.
+    second = hit(db, site, url="https://shop.example.ru/?utm_source=google&utm_medium=cpc", at=T0 + timedelta(minutes=1),
+                 visitor_id=first.visitor_id, session_id=first.session_id)
+    assert second.new_session
+    older = hit(db, site, url="https://shop.example.ru/a", at=T0 + timedelta(minutes=2), visitor_id=first.visitor_id,
+                session_id=first.session_id)
+    assert older.session_id == first.session_id and row(db, first.session_id).page_views == 2
+    unnamed = hit(db, site, url="https://shop.example.ru/b", at=T0 + timedelta(minutes=3), visitor_id=first.visitor_id)
+    assert unnamed.session_id == first.session_id  # the latest activity: the first tab's session was just touched
+    later = hit(db, site, url="https://shop.example.ru/c", at=T0 + timedelta(minutes=33), visitor_id=first.visitor_id,
+                session_id=second.session_id)  # second idle since minute 1, first since minute 3
+    assert later.session_id == first.session_id and row(db, second.session_id).page_views == 1
+    ping = hit(db, site, url="https://shop.example.ru/c", at=T0 + timedelta(minutes=34), visitor_id=first.visitor_id,
+               session_id=first.session_id, event="ping")
+    assert ping.session_id == first.session_id and row(db, first.session_id).page_views == 4
+    assert row(db, first.session_id).last_activity_at == T0 + timedelta(minutes=34)
