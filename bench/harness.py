@@ -17,8 +17,8 @@ from __future__ import annotations
 import html
 import json
 import os
-import re
 import platform
+import re
 import signal
 import socket
 import subprocess

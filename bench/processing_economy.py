@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.harness import Account, Stack, cli, machine_info
 from bench.report import Report, percentile
 
-
 PROCESSING_ENDPOINTS = ("GET /api/v4/contacts", "GET /api/v4/leads", "GET /api/v4/talks")
 
 

@@ -33,18 +33,24 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from core.catalog import ValidationFailed
 from core import event_status
-from core.event_status import EventStatus
+from core.catalog import ValidationFailed
 from core.db import utcnow
+from core.event_status import EventStatus
 from core.messages import N_, Message, Translations, define, render
 from core.models import Campaign, ChatRequest, Integration, RequestDailyCount, Source, WebhookEvent
 from core.repeat_requests import new_vs_repeat
+from core.reports import (
+    _DAY,
+    ATTRIBUTIONS,
+    DEFAULT_TZ,
+    attribution_label,
+    channel_label,
+    get_zone,
+    local_day_bounds,
+)
 from core.request_rollup import ROLLUP_ZONE
 from core.worker_health import ProcessingState
-from core.reports import (
-    _DAY, ATTRIBUTIONS, DEFAULT_TZ, attribution_label, channel_label, get_zone, local_day_bounds,
-)
 
 DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 366

@@ -14,24 +14,21 @@ the English text.
 """
 from __future__ import annotations
 
-from core.messages import N_, Message, render
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import event_status
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, get_owned
 from core.db import utcnow
-from core import event_status
 from core.event_status import EventStatus
+from core.messages import N_, Message, render
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent
 from core.oauth_connect import WEBHOOK_EVENTS
 from core.reports import ATTRIBUTION_LABELS
 from core.services import Services
-
-
-
 
 CHECK_TITLES = {
     "connected": N_("amoCRM account connected"),

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from core.amocrm.errors import HostNotAllowed
 from core.amocrm.hosts import check_url
 from core.catalog import NotFound, ValidationFailed, get_owned
-from core.crypto import new_token, sha256_hex
 from core.click_attribution import MAX_WINDOW_MINUTES as MAX_CLICK_WINDOW_MINUTES
+from core.crypto import new_token, sha256_hex
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin
 from core.models import Campaign, ChatRequest, Integration, MessengerMapping, Site, Source
 from core.services import Services

@@ -25,11 +25,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import event_reasons, event_status
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed, get_owned
-from core import event_status
 from core.crypto import SecretUnreadable
-from core import event_reasons
 from core.db import utcnow
 from core.event_status import EventStatus
 from core.models import Integration, ReplayRun, WebhookEvent

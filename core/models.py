@@ -6,9 +6,9 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from core import attribution_reasons, event_reasons  # noqa: F401 - registers the codes the reason columns hold
 from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
 from core.event_status import EventStatus, check_constraint_sql
-from core import attribution_reasons, event_reasons  # noqa: F401 - registers the codes the reason columns hold
 from core.messages import Message
 from core.messengers import DEFAULT_EXCLUDED_CHANNELS
 

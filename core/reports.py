@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from core.catalog import ValidationFailed
 from core import event_status
+from core.catalog import ValidationFailed
 from core.messages import N_, Message, Translations, define, render
 from core.messengers import CHANNEL_LABELS, channel_label  # noqa: F401 (the report's column names)
 from core.models import Campaign, ChatRequest, Integration, Site, Source, WebhookEvent

@@ -18,21 +18,26 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from core import attribution_reasons, event_reasons, event_status
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.errors import AmoApiError, AmoBlocked, AmoCrmError, AmoTransient, ReauthRequired
-from core import attribution_reasons, event_reasons
 from core.attribution import attribute, clean_session_value
 from core.click_attribution import attribute_by_click
-from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
-                               custom_field_value_by_name)
-from core import event_status
+from core.contact_data import (
+    contact_email,
+    contact_name,
+    contact_phone,
+    contact_phone_raw,
+    custom_field_value,
+    custom_field_value_by_name,
+)
 from core.db import insert_ignoring_conflicts, utcnow
 from core.event_status import EventStatus
-from core.repeat_requests import mark_request as mark_repeat_request
-from core.messengers import channel_for_origin, excluded_channel_reason
 from core.messages import Message
+from core.messengers import channel_for_origin, excluded_channel_reason
 from core.models import ChatRequest, Integration, WebhookEvent, stored_message
 from core.ratelimit import RateLimitTimeout
+from core.repeat_requests import mark_request as mark_repeat_request
 from core.services import Services
 from core.webhook_inbox import RECONCILIATION_SOURCE, SOURCE_KEY
 

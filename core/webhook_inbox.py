@@ -18,8 +18,8 @@ from core import event_reasons
 from core.crypto import sha256_hex
 from core.db import insert_ignoring_conflicts, utcnow
 from core.event_status import EventStatus
-from core.messengers import excluded_channel_reason
 from core.messages import Message
+from core.messengers import excluded_channel_reason
 from core.models import Integration, WebhookEvent, stored_message
 
 TALK_FIELDS = (

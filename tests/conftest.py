@@ -11,8 +11,15 @@ import pytest
 from tests.helpers import run_services
 from tests.helpers.apps import api_headers_for, dispose, make_app
 from tests.helpers.databases import ensure_pg_database, migrate, truncate
-from tests.helpers.environment import (PG_URL, RUN_SERVICES, TEST_CLIENT_ID, TEST_CLIENT_SECRET, db_params,
-                                       redis_params, unavailable)
+from tests.helpers.environment import (
+    PG_URL,
+    RUN_SERVICES,
+    TEST_CLIENT_ID,
+    TEST_CLIENT_SECRET,
+    db_params,
+    redis_params,
+    unavailable,
+)
 from tests.helpers.live_server import LiveServer
 from tests.helpers.redis_clients import RedisClients
 

@@ -31,8 +31,8 @@ def _insert_event(app, status: str) -> None:
     import sqlalchemy as sa
 
     from core.accounts import ensure_first_account
-    from core.integrations import create_integration
     from core.db import utcnow
+    from core.integrations import create_integration
 
     services = app.extensions["chatsource.services"]
     with services.session_factory() as session:

@@ -10,12 +10,14 @@ from flask.cli import AppGroup
 from core.accounts import (
     AccountError,
     account_for_command,
-    bootstrap as core_bootstrap,
     create_account,
     create_api_token,
     list_accounts,
     set_user,
     user_by_email,
+)
+from core.accounts import (
+    bootstrap as core_bootstrap,
 )
 from core.models import Account, Integration
 from web.extensions import db

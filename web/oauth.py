@@ -22,7 +22,13 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from core.messages import N_
-from core.oauth_connect import ConnectError, PendingConfirmation, confirm_connect, confirmation_details, receive_callback
+from core.oauth_connect import (
+    ConnectError,
+    PendingConfirmation,
+    confirm_connect,
+    confirmation_details,
+    receive_callback,
+)
 from web.admin.messages import CONNECT_ERRORS, connect_error, translate
 from web.extensions import csrf, db
 from web.i18n import safe_next

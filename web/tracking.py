@@ -24,10 +24,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from core import click_attribution, tracking
 from core.models import Site
 from core.ratelimit import QuotaExceeded
-from web.errors import json_error
-from web.json_input import JsonTooDeep
 from core.tracking_refusals import note_refusal
+from web.errors import json_error
 from web.extensions import csrf, db
+from web.json_input import JsonTooDeep
 
 log = logging.getLogger(__name__)
 bp = Blueprint("tracking", __name__, url_prefix="/t")

@@ -11,7 +11,13 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.webhook_inbox import MAX_KEYS, MalformedWebhook, find_integration_by_webhook_token, parse_webhook, store_webhook
+from core.webhook_inbox import (
+    MAX_KEYS,
+    MalformedWebhook,
+    find_integration_by_webhook_token,
+    parse_webhook,
+    store_webhook,
+)
 from web.errors import json_error
 from web.extensions import csrf, db
 from workers import outbox

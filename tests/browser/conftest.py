@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.databases import migrate, truncate
-
 from tests.helpers.environment import PG_URL, REQUIRE, unavailable
 
 CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from core.accounts import ensure_first_account
 from core.models import Site, WebhookEvent
-from tests.helpers.report_data import add_event, seed_catalog
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.report_data import add_event, seed_catalog
 
 pytestmark = pytest.mark.e2e
 

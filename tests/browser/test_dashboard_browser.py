@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from core.models import WebhookEvent
 from core.settings import PROJECT_ROOT
-from tests.helpers.dashboard_data import seed_demo
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.dashboard_data import seed_demo
 
 pytestmark = pytest.mark.e2e
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"

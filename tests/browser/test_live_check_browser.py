@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.apps import drain
 from tests.helpers import http as loopback
-from tests.helpers.pipeline_helpers import connected_integration, post
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.apps import drain
+from tests.helpers.pipeline_helpers import connected_integration, post
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from core import integrations
 from core.models import Integration
-from tests.helpers.environment import TEST_CLIENT_ID
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.environment import TEST_CLIENT_ID
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from core import attribution_reasons as reasons
 from core import catalog, event_reasons, integrations
 from core.db import utcnow
 from core.models import stored_message
-from tests.helpers.report_data import add_event, add_request, connect
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.report_data import add_event, add_request, connect
 
 pytestmark = pytest.mark.e2e
 

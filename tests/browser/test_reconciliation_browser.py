@@ -7,8 +7,8 @@ import pytest
 from core import integrations
 from core.db import utcnow
 from core.models import Integration
-from tests.helpers.apps import drain
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.apps import drain
 
 pytestmark = pytest.mark.e2e
 

@@ -13,14 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core.models import VisitorSession
 from core.site_script import render_site_script
 from core.tracking import tracking_snippet
 from tests.browser.tracking_pages.site import SITE_DOMAIN, SiteServer
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.hostile_data import admin_pages, seed_hostile
 from tests.helpers.admin_helpers import PASSWORD, make_user
+from tests.helpers.hostile_data import admin_pages, seed_hostile
 
 pytestmark = pytest.mark.e2e
 

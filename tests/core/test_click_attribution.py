@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from core.attribution import attribute
 from core.click_attribution import attribute_by_click, click_reason, collect_click, record_click
 from core.db import create_engine, session_factory
-from core.models import Account, Campaign, Integration, MessengerClick, MessengerMapping, Site, VisitorSession
 from core.messages import render
+from core.models import Account, Campaign, Integration, MessengerClick, MessengerMapping, Site, VisitorSession
 from core.tracking import Hit, TrackingInputError, parse_hit
 from web.messages import translations_for
 

@@ -9,8 +9,8 @@ from core import dashboard
 from core.catalog import ValidationFailed, create_campaign
 from core.db import utcnow
 from core.models import Integration
-from web.messages import catalogues
 from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
+from web.messages import catalogues
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)  # 12:00 in Moscow
 

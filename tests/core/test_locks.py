@@ -5,7 +5,7 @@ import time
 import pytest
 
 from core.locks import KEY_PREFIX, LocalLocks, LockUnavailable, RedisLocks
-from tests.helpers.redis_clients import redis_kinds, RedisClients
+from tests.helpers.redis_clients import RedisClients, redis_kinds
 
 
 @pytest.fixture(params=["local"] + redis_kinds())

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from core.reports import RequestFilter, iter_requests_csv, safe_cell
-from web.messages import translations_for
 from tests.helpers.report_data import add_request, add_requests_bulk, request_values, seed_catalog
+from web.messages import translations_for
 
 T0 = datetime(2026, 11, 23, 21, 30, tzinfo=timezone.utc)  # 2026-11-24 00:30 in Moscow
 

@@ -10,7 +10,6 @@ import os
 import pytest
 
 from tests.helpers.apps import dispose, make_app
-
 from tests.helpers.environment import TEST_CLIENT_ID, TEST_CLIENT_SECRET, unavailable
 from tests.helpers.fault_helpers import PrivatePostgres, PrivateRedis, ServiceMissing, WorkerProcess
 

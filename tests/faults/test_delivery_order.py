@@ -8,9 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tests.helpers import http as loopback  # loopback only: never through a proxy
-
 from sandbox.webhook_format import TALK_FIELDS, encode_talk_body
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.apps import drain
 from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, event_statuses
 from tests.helpers.pipeline_helpers import connected_integration, requests_of

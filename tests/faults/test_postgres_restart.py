@@ -11,9 +11,8 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.helpers import http as loopback  # loopback only: never through a proxy
-
 from sandbox.webhook_format import encode_talk_body
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.apps import api_headers_for, dispose, drain, make_app
 from tests.helpers.databases import migrate
 from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close, wait_for

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import requests
 
 from tests.helpers import http as loopback  # loopback only: never through a proxy
-
 from tests.helpers.admin_helpers import confirm_connect
 
 

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from core.messages import render
 from core.models import WebhookEvent
 from tests.helpers.apps import drain
-from web.messages import translations_for
 from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
+from web.messages import translations_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from core import reconciliation
-from core.reconciliation import OVERLAP_SECONDS
 from core.db import utcnow
 from core.models import Integration
+from core.reconciliation import OVERLAP_SECONDS
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, events_of, requests_of
 

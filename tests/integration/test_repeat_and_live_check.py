@@ -8,9 +8,9 @@ import pytest
 
 from core import live_check
 from core.models import Integration, LiveCheck
+from tests.helpers.admin_helpers import csrf_from, signed_in, text
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
-from tests.helpers.admin_helpers import csrf_from, signed_in, text
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 
 from core import talk_processing
 from core.models import WebhookEvent
+from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, requests_of
-from tests.helpers.admin_helpers import signed_in, text
 from workers import outbox
 
 

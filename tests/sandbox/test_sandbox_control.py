@@ -7,12 +7,9 @@ import re
 import subprocess
 import sys
 
-
-from tests.helpers import http as loopback  # loopback only: never through a proxy
-
-from tests.helpers.sandbox_helpers import CLIENT, ROOT_DIR, Receiver, authorize, control
-
 from sandbox.server import SandboxServer
+from tests.helpers import http as loopback  # loopback only: never through a proxy
+from tests.helpers.sandbox_helpers import CLIENT, ROOT_DIR, Receiver, authorize, control
 
 
 def test_settings_get_set_and_validation(amo, http):

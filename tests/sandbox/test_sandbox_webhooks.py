@@ -6,9 +6,8 @@ import subprocess
 import sys
 from urllib.parse import parse_qsl
 
-from tests.helpers.sandbox_helpers import ROOT_DIR, control
-
 from sandbox.webhook_format import decode_form, encode_talk_body, encode_talk_events
+from tests.helpers.sandbox_helpers import ROOT_DIR, control
 
 TALK_FIELDS = ["talk_id", "created_at", "updated_at", "rate", "contact_id", "chat_id", "entity_id", "entity_type",
                "is_in_work", "is_read", "origin"]

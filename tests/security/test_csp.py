@@ -12,9 +12,9 @@ from cryptography.fernet import Fernet
 
 from core.accounts import ensure_first_account
 from core.db import utcnow
+from tests.helpers.admin_helpers import signed_in
 from tests.helpers.apps import dispose, make_app
 from tests.helpers.report_data import add_event, add_request, seed_catalog
-from tests.helpers.admin_helpers import signed_in
 
 EVIL = '<script>alert(1)</script><img src=x onerror=alert(2)>'
 _SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.I)

@@ -126,8 +126,8 @@ def _cert_reqs(client):
 
 def test_the_broker_and_clients_verify_rediss_unless_told(monkeypatch):
     """workers/broker.py asked for ssl_cert_reqs=None on every rediss:// url."""
-    from workers.broker import make_broker
     from core.redis_connect import redis_client
+    from workers.broker import make_broker
 
     monkeypatch.delenv("REDIS_SSL_CERT_REQS", raising=False)
     assert _cert_reqs(make_broker("rediss://127.0.0.1:1/0").client) == ssl.CERT_REQUIRED

@@ -9,11 +9,10 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-
-from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core.models import Integration, OAuthState
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.admin_helpers import PASSWORD, confirm_connect, csrf_from, login, make_user, post_form, text
 
 pytestmark = pytest.mark.e2e

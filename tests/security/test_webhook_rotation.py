@@ -10,9 +10,9 @@ import logging
 import pytest
 
 from core.integrations import create_integration
+from tests.helpers.admin_helpers import csrf_from, login, make_user, text
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, requests_of
-from tests.helpers.admin_helpers import csrf_from, make_user, login, text
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -16,8 +16,16 @@ from core.amocrm.errors import (
     ReauthRequired,
 )
 from core.models import Integration
-from tests.helpers.amocrm_mock import (ACCESS, BASE, CLIENT_SECRET, REFRESH, TOKEN_URL, add_integration,  # noqa: F401
-                                       client, services)  # fixtures
+from tests.helpers.amocrm_mock import (  # noqa: F401
+    ACCESS,
+    BASE,
+    CLIENT_SECRET,
+    REFRESH,
+    TOKEN_URL,
+    add_integration,
+    client,  # fixtures
+    services,
+)
 
 
 class RecordingLimiter:

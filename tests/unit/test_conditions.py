@@ -1,7 +1,6 @@
 """Condition rules of campaigns and sources, as a marketer would notice them."""
 from __future__ import annotations
 
-
 import re
 
 import pytest

@@ -1,8 +1,14 @@
 """What a request shows of its contact: the name, the first phone in E.164 and the first email."""
 import pytest
 
-from core.contact_data import (contact_email, contact_name, contact_phone, contact_phone_raw, custom_field_value,
-                               normalise_phone)
+from core.contact_data import (
+    contact_email,
+    contact_name,
+    contact_phone,
+    contact_phone_raw,
+    custom_field_value,
+    normalise_phone,
+)
 
 
 def contact(phones=(), emails=(), name="Анна", enum_key="enum_code"):

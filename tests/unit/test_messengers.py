@@ -1,8 +1,8 @@
 """Talk origin codes → channels, as live amoCRM and Kommo accounts send them (seen on live accounts; the docs name few)."""
 import pytest
 
-from web.messages import translations_for
 from core.messengers import CHANNEL_LABELS, channel_for_origin, channel_label, messenger_name
+from web.messages import translations_for
 
 
 @pytest.mark.parametrize("origin, channel", [

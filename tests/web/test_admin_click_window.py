@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.admin_helpers import text
-from tests.helpers.admin_helpers import signed_in
+from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.integration_screen import connected, integration, save, setup_url
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import Integration
-from tests.helpers.report_data import seed_catalog
 from tests.helpers.admin_helpers import signed_in, text
+from tests.helpers.report_data import seed_catalog
 
 ACTIONS = ("connect", "webhook", "disconnect", "check", "save")
 

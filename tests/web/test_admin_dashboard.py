@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from core import integrations, worker_health
 from core.db import utcnow
 from core.models import Integration, ReplayRun, WebhookEvent
-from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
 from tests.helpers.admin_helpers import csrf_from, signed_in, text
+from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
 
 MSK = timezone(timedelta(hours=3))
 

@@ -8,14 +8,13 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-
-from tests.helpers import http as loopback  # loopback only: never through a proxy
 import sqlalchemy as sa
 
 from core import catalog
 from core.models import Integration, WebhookEvent
-from tests.helpers.apps import drain
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
+from tests.helpers.apps import drain
 from tests.helpers.integration_screen import connected, integration, new_integration, save, setup_url, through_amocrm
 
 pytestmark = pytest.mark.e2e

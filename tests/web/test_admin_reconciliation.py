@@ -9,8 +9,8 @@ import dramatiq
 import pytest
 
 from core.db import utcnow
-from tests.helpers.apps import drain
 from tests.helpers.admin_helpers import post_form, signed_in, text
+from tests.helpers.apps import drain
 from tests.helpers.integration_screen import connected, setup_url
 
 pytestmark = pytest.mark.e2e

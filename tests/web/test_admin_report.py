@@ -12,8 +12,8 @@ import pytest
 
 from core.db import utcnow
 from core.models import Integration
-from tests.helpers.report_data import add_request, connect, seed_catalog
 from tests.helpers.admin_helpers import signed_in, text
+from tests.helpers.report_data import add_request, connect, seed_catalog
 
 T0 = datetime(2026, 10, 5, 6, 0, tzinfo=timezone.utc)
 ROW = re.compile(r'<tr data-id="(\d+)">')

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from markupsafe import escape
 
-from tests.helpers.hostile_data import IMG, PAYLOADS, SCRIPT, admin_pages, seed_hostile
 from tests.helpers.admin_helpers import signed_in, text
+from tests.helpers.hostile_data import IMG, PAYLOADS, SCRIPT, admin_pages, seed_hostile
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 
 from core.db import utcnow
 from core.models import Integration
-from tests.helpers.report_data import add_event, add_request, seed_catalog
 from tests.helpers.apps import other_account_headers
+from tests.helpers.report_data import add_event, add_request, seed_catalog
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 

@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from tests.helpers import http as loopback  # loopback only: never through a proxy
-
 from core.settings import PROJECT_ROOT, Settings
+from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
 

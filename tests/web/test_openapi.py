@@ -20,9 +20,9 @@ from schemathesis.specs.openapi.checks import (
 
 from core.db import utcnow
 from core.models import Integration
-from web.api.openapi import document_path
 from tests.helpers.pipeline_helpers import connected_integration
 from tests.helpers.report_data import add_event, add_request, seed_catalog
+from web.api.openapi import document_path
 
 METHODS = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 

@@ -8,6 +8,7 @@ import pytest
 from core.models import VisitorSession
 from tests.helpers.tracking_http import LANDING, ORIGIN, send, shop_site
 
+
 @pytest.fixture
 def site(client, api):
     return shop_site(client, api)

@@ -12,9 +12,9 @@ import pytest
 
 from core import worker_health
 from core.db import utcnow
+from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.apps import api_headers_for, dispose, make_app
 from tests.helpers.report_data import add_event, seed_catalog
-from tests.helpers.admin_helpers import signed_in, text
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from flask import current_app, flash
-from flask_babel import format_datetime
+from flask_babel import format_datetime, get_translations
 from flask_babel import gettext as _
-from flask_babel import get_translations
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from wtforms import IntegerField, SelectField, StringField

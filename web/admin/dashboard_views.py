@@ -12,7 +12,6 @@ The same warnings, with the same links, show on each integration's setup page
 """
 from __future__ import annotations
 
-from core.text import N_
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -26,15 +25,16 @@ from flask_admin import AdminIndexView, expose
 from flask_babel import gettext as _
 
 from core import dashboard, event_status, worker_health
-from core.event_status import EventStatus
 from core.catalog import ValidationFailed
 from core.db import utcnow
+from core.event_status import EventStatus
 from core.models import Integration
 from core.reports import ATTRIBUTIONS, DEFAULT_TZ, get_zone
+from core.text import N_
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
-from web.messages import catalogues, say
 from web.i18n import current_locale
+from web.messages import catalogues, say
 
 RANGE_PRESETS = (7, 30, 90)
 DEFAULT_PRESET = 30

@@ -2,7 +2,6 @@
 The requests it made are the Raw data report (web/admin/report_views.py)."""
 from __future__ import annotations
 
-from core.text import N_
 import json
 
 from flask import flash, g, has_request_context
@@ -15,17 +14,15 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from core import maintenance
+from core.event_status import EventStatus
 from core.messengers import messenger_name
 from core.models import Campaign, Integration, Site, VisitorSession, WebhookEvent
-from core.event_status import EventStatus
 from core.reports import EVENT_STATUSES
+from core.text import N_
 from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
 from web.messages import say
 from workers import outbox
-
-
-
 
 STATUS_LABELS = {
     EventStatus.RECEIVED: N_("waiting"),

@@ -1,7 +1,6 @@
 """Form fields of the admin: the condition-group editor of ad campaigns and sources."""
 from __future__ import annotations
 
-from core.text import N_
 import json
 
 from flask_babel import gettext as _
@@ -10,10 +9,8 @@ from wtforms import Field
 from wtforms.validators import ValidationError
 
 from core.conditions import CONDITION_OPS, CONDITION_PARAMS, ConditionError, validate_conditions
+from core.text import N_
 from web.admin.messages import translate
-
-
-
 
 PARAM_LABELS = {
     "entrance_page": N_("Entrance page"),

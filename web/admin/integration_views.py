@@ -18,17 +18,17 @@ from datetime import datetime, time, timezone
 import sqlalchemy as sa
 from flask import abort, current_app, flash, jsonify, redirect, request, session, url_for
 from flask_admin import BaseView, expose
+from flask_babel import get_translations
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import get_translations
 from flask_login import current_user
 
 from core import integrations, live_check, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
 from core.catalog import NotFound, ValidationFailed
-from core.integration_removal import delete_integration, is_draft
 from core.crypto import new_token
 from core.diagnostics import check_integration
+from core.integration_removal import delete_integration, is_draft
 from core.messages import N_, Message
 from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
 from core.models import Campaign, ChatRequest, Integration, Site, Source

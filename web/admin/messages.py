@@ -15,7 +15,6 @@ from flask_babel import gettext
 from core.text import N_
 from web.messages import say
 
-
 _PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in (
     # catalog
     (r"name is required(?: \(Название авторизации\))?", N_("Enter a name.")),

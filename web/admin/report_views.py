@@ -13,26 +13,25 @@ The replay page sends failed or parked webhook events of an integration and a pe
 """
 from __future__ import annotations
 
-from core.text import N_
 import math
-from urllib.parse import urlencode
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import current_app, flash, jsonify, redirect, request, url_for
-
 from flask_admin import BaseView, expose
+from flask_babel import get_translations, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import get_translations, ngettext
 from flask_login import current_user
 
 from core import dashboard, event_status, maintenance, repeat_requests, reports
 from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Integration, Site, Source
-from web.csv_export import requests_csv_response
+from core.text import N_
 from web.admin.dashboard_views import format_moment, zone_name
 from web.admin.security import AdminAccess, current_account_id
+from web.csv_export import requests_csv_response
 from web.extensions import db
 from web.i18n import current_locale
 from workers import outbox

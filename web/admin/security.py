@@ -15,10 +15,10 @@ from datetime import datetime
 
 from flask import redirect, request, url_for
 from flask_admin.babel import Translations
-from flask_admin.model import typefmt
-from flask_babel import format_datetime
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.form import BaseForm
+from flask_admin.model import typefmt
+from flask_babel import format_datetime
 from flask_login import current_user
 from flask_wtf import FlaskForm
 

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from core.conditions import CONDITION_OPS, CONDITION_PARAMS
 from core import event_status
+from core.conditions import CONDITION_OPS, CONDITION_PARAMS
 from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, SORTS
 
 MAX_ID = 2**62  # no id is bigger; SQLite could not even compare it (its integers are 64-bit)
