@@ -178,12 +178,14 @@ def find_site(session: Session, site_key: Any) -> Site | None:
 
 
 # Built once: constructing a select per hit cost more CPU than running it (bench.tracking).
-_SITE_BY_KEY = sa.select(Site.id, Site.account_id, Site.domain, Site.site_key).where(
-    Site.site_key == sa.bindparam("key"))
+# The last refusal rides along so that noting a refused hit (core.tracking_refusals) reads nothing more.
+_SITE_BY_KEY = sa.select(Site.id, Site.account_id, Site.domain, Site.site_key, Site.last_refused_reason,
+                         Site.last_refused_at).where(Site.site_key == sa.bindparam("key"))
 
 
 def find_site_row(session: Session, site_key: Any):
-    """What collect needs of a site (id, account_id, domain, site_key) as a plain row, no ORM object."""
+    """What collect needs of a site (id, account_id, domain, site_key, the last refusal) as a plain row,
+    no ORM object."""
     if not isinstance(site_key, str) or not _SITE_KEY_RE.match(site_key):
         return None
     return session.connection().execute(_SITE_BY_KEY, {"key": site_key}).first()

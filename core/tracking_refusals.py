@@ -18,8 +18,9 @@ REASONS = ("wrong_domain", "bot")
 WRITE_EVERY = timedelta(minutes=1)
 
 
-def note_refusal(session: Session, site: Site, reason: str, detail: str | None, *, now: datetime | None = None) -> bool:
-    """Record a refused page view of `site`; True when written. The caller commits."""
+def note_refusal(session: Session, site, reason: str, detail: str | None, *, now: datetime | None = None) -> bool:
+    """Record a refused page view of `site` (a Site, or collect's plain row with id, last_refused_reason
+    and last_refused_at); True when written. The caller commits."""
     now = now or utcnow()
     if (site.last_refused_reason == reason and site.last_refused_at is not None
             and now - site.last_refused_at < WRITE_EVERY):

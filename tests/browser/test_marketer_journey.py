@@ -456,7 +456,7 @@ def test_the_requests_table_puts_attribution_by_the_campaign_and_remembers_colum
     names = [h.replace("▲", "").replace("▼", "").strip()
              for h in page.locator("[data-testid=report-table] thead th:visible").all_inner_texts()]
     assert "E-mail" not in names and not page.is_visible("td[data-column=email]")
-    assert names.index("Интеграция") < names.index("ID сессии")
+    assert names.index("Интеграция") < names.index("Новое или повторное")  # moved up past the column before it
     page.click("[data-testid=columns] summary")
     page.click(".cs-columns-reset")
     assert page.is_visible("td[data-column=email]")
