@@ -170,7 +170,9 @@ def test_the_report_filters_new_and_repeat_and_the_csv_carries_both_columns(serv
 
 def test_two_chats_of_one_contact_in_concurrent_batches_give_exactly_one_first(services, account_id, cat, db_url):
     """Two workers insert a request of the same phone at once (neither committed) and then mark it.
-    Each alone sees only its own row; the account lock makes the second wait for the first's commit."""
+    Each alone sees only its own row; the account lock makes the second wait for the first's commit.
+    (The two chats come by different channels: two requests of one roll-up bucket already wait for each
+    other at the INSERT — core.request_rollup's row lock — so they could not both be uncommitted.)"""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: the second insert already waits for the first commit")
     inserted = threading.Barrier(2, timeout=20)
@@ -180,8 +182,9 @@ def test_two_chats_of_one_contact_in_concurrent_batches_give_exactly_one_first(s
     def worker(n: int):
         try:
             with services.session_factory() as session:
+                channel = ("telegram", "whatsapp")[n]
                 row = add_request(session, account_id, cat.integration_id, T0 + n * timedelta(minutes=1),
-                                  phone="+79151234567", amo_contact_id=None)
+                                  phone="+79151234567", amo_contact_id=None, origin=channel, channel=channel)
                 inserted.wait()
                 rr.mark_request(session, row.id)
                 marked[n].set()
