@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
 export PORT
-# An unset APP_ENV is production (core/settings.py): the local commands say development themselves,
+# An unset APP_ENV is production (core/platform/settings.py): the local commands say development themselves,
 # the tests say test (tests/conftest.py). Export APP_ENV=production to try the production checks.
 export APP_ENV ?= development
 

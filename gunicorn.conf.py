@@ -5,7 +5,7 @@ import sys
 from gunicorn.glogging import Logger
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the console script's path is its bin dir
-from core.log_redaction import CONFIRM_TOKEN, OAUTH_CALLBACK, OAUTH_SECRETS, WEBHOOK_TOKEN, RedactSecrets
+from core.platform.log_redaction import CONFIRM_TOKEN, OAUTH_CALLBACK, OAUTH_SECRETS, WEBHOOK_TOKEN, RedactSecrets
 
 bind = [f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"]
 worker_class = "gthread"

@@ -1,4 +1,4 @@
-"""Precision and recall of click attribution (core.click_attribution) by traffic level — a simulation.
+"""Precision and recall of click attribution (core.inbox.click_attribution) by traffic level — a simulation.
 
 `python -m bench.click_attribution [--clicks N] [--seed S] [--levels 1,10,100] [--window 30]`
 
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from core import attribution_reasons
-from core.attribution import attribute
-from core.click_attribution import CLOCK_SKEW, attribute_by_click, record_click
-from core.db import Base, create_engine, session_factory
+from core.inbox import attribution_reasons
+from core.inbox.attribution import attribute
+from core.inbox.click_attribution import CLOCK_SKEW, attribute_by_click, record_click
 from core.models import Account, Integration, Site, VisitorSession
+from core.platform.db import Base, create_engine, session_factory
 
 START = datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc)
 SERVICES = (("telegram", "telegram", 0.6), ("whatsapp", "waba", 0.4))  # button service, talk origin, share

@@ -96,7 +96,11 @@ def http() -> requests.Session:
     return session
 
 
-def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1):
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.1,
+               error: type[Exception] = BenchError):
+    """`predicate()`'s first truthy value, polled every `interval_s`; an exception from it counts as
+    «not yet». After `timeout_s`, `error` (the tests pass AssertionError) names `what` and the last
+    exception. The one poll loop of bench and tests (tests/helpers/fault_helpers.wait_for)."""
     deadline = time.monotonic() + timeout_s
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -107,7 +111,7 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str, interv
         except Exception as exc:  # not ready yet
             last_exc = exc
         time.sleep(interval_s)
-    raise BenchError(f"timed out after {timeout_s:.0f} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise error(f"timed out after {timeout_s:g} s waiting for {what}" + (f" (last error: {last_exc!r})" if last_exc else ""))
 
 
 def procfile_command(kind: str) -> str:
@@ -120,7 +124,7 @@ def procfile_command(kind: str) -> str:
 
 
 def psycopg_url(url: str) -> str:
-    from core.settings import normalise_database_url
+    from core.platform.settings import normalise_database_url
 
     return normalise_database_url(url)
 

@@ -27,16 +27,20 @@ def account_block(index: int, sandbox_url: str) -> dict:
     return {"id": 31_000_000 + index, "subdomain": f"bench{index}", "_links": {"self": f"http://{host}"}}
 
 
-def talk_fields(talk_id, closed, chat_id=None) -> dict:
+def talk_fields(talk_id, closed, chat_id=None, contact_id=11_018_118, created_at=1_763_900_000,
+                updated_at=1_763_900_600) -> dict:
     """One talk item as amoCRM sends it in update_talk (https://www.amocrm.ru/developers/content/crm_platform/webhooks-format)."""
-    return dict(talk_id=talk_id, created_at=1_763_900_000, updated_at=1_763_900_600, rate=0, contact_id=11_018_118,
+    return dict(talk_id=talk_id, created_at=created_at, updated_at=updated_at, rate=0, contact_id=contact_id,
                 chat_id=chat_id or f"33b4c1d2-bench-{talk_id}", entity_id=9_276_114, entity_type="lead",
                 is_in_work=not closed if isinstance(closed, bool) else closed, is_read=True, origin="telegram")
 
 
 def webhook_body_template(account: dict) -> str:
-    """An update_talk body with TALKID / CHATID / INWORK placeholders (filled in by the wrk script)."""
-    return encode_talk_body("update", [talk_fields("TALKID", "INWORK", chat_id="CHATID")], account)
+    """An update_talk body with TALKID / CHATID / INWORK / CONTACTID / CREATEDAT / UPDATEDAT placeholders,
+    filled in by the wrk script: each talk its own chat, contact and minute, as most chats are (one
+    contact for every talk made its series of repeat requests the worker's main cost, an artefact)."""
+    return encode_talk_body("update", [talk_fields("TALKID", "INWORK", chat_id="CHATID", contact_id="CONTACTID",
+                                                   created_at="CREATEDAT", updated_at="UPDATEDAT")], account)
 
 
 def webhook_body(account: dict, talk_id: int, closed: bool) -> bytes:

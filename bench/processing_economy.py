@@ -41,13 +41,17 @@ def scene(stack: Stack, accounts: list[Account], per_account: int, threads: int,
     for a in accounts:
         a.reset_stats()
     started = time.monotonic()
-    deliveries = close_burst(accounts, chats, threads)
-    closed_in = time.monotonic() - started
-    for a in accounts:
-        stack.wait_recorded(a.integration_id, already[a.index] + per_account, timeout_s)
-    recorded_in = time.monotonic() - started
+    # Every talk is one webhook and one request: the CPU from the first close to the last request
+    # recorded, per talk, is the whole path's cost (web + worker + PostgreSQL; the sandbox apart).
+    with stack.cpu_meter() as cpu:
+        deliveries = close_burst(accounts, chats, threads)
+        closed_in = time.monotonic() - started
+        for a in accounts:
+            stack.wait_recorded(a.integration_id, already[a.index] + per_account, timeout_s)
+        recorded_in = time.monotonic() - started
     time.sleep(1.5)  # a late call would still count
-    result = {"closed_in_s": closed_in, "recorded_in_s": recorded_in, "accounts": {}}
+    result = {"closed_in_s": closed_in, "recorded_in_s": recorded_in, "accounts": {},
+              "cpu": cpu.summary(per_account * len(accounts))}
     for a in accounts:
         stats = a.stats()
         talk_ids = [c["talk_id"] for c in chats[a.index]]
@@ -103,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         report.add("  all recorded, once each, after", round(burst["recorded_in_s"], 1), "s", "",
                    None if b["recorded_once"] else False)
         report.add("  received → recorded p50 / p99", f"{b['latency_p50_s']:.2f} / {b['latency_p99_s']:.2f}", "s")
+        per = burst["cpu"]["cpu_ms_per_request"]
+        report.add("  CPU per talk, webhook → request: web / worker / PostgreSQL (sum)",
+                   f"{per['web']:.2f} / {per['worker']:.2f} / {per['postgres']:.2f} "
+                   f"({per['web'] + per['worker'] + per['postgres']:.2f})", "ms", "≤ 1.5 (sum)",
+                   per["web"] + per["worker"] + per["postgres"] <= 1.5)
 
         if args.accounts > 1:
             multi = scene(stack, stack.accounts, args.burst, args.threads, 900)

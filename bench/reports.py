@@ -84,12 +84,12 @@ def timed(stack: Stack, path: str, runs: int = 5) -> dict:
 
 
 def timed_plain_name_sort(stack: Stack, account: int, key: str, runs: int = 5) -> dict:
-    """The statement a name sort ran before core.reports walked the names (join + sort of every
+    """The statement a name sort ran before core.reporting.report walked the names (join + sort of every
     row), timed in the database the same way: warm once, then `runs` times."""
     import sqlalchemy as sa
 
     from core.models import ChatRequest
-    from core.reports import Sort
+    from core.reporting.report import Sort
 
     stmt = Sort.parse(key).apply(sa.select(ChatRequest).where(ChatRequest.account_id == account)).limit(51)
     times = []
@@ -100,6 +100,22 @@ def timed_plain_name_sort(stack: Stack, account: int, key: str, runs: int = 5) -
             conn.execute(stmt).all()
             times.append((time.perf_counter() - started) * 1000)
     return {"sort": key, "median_ms": statistics.median(times), "max_ms": max(times), "runs_ms": times}
+
+
+def timed_row_count(stack: Stack, account: int, runs: int = 5) -> dict:
+    """The page total as it was counted before core.reporting.report summed the roll-up's days: a COUNT over
+    the account's rows, timed in the database the same way (warm once, then `runs` times)."""
+    import sqlalchemy as sa
+
+    stmt = sa.text("select count(*) from requests where account_id = :a")
+    times = []
+    with stack.engine.connect() as conn:
+        count = conn.scalar(stmt, {"a": account})
+        for _ in range(runs):
+            started = time.perf_counter()
+            conn.scalar(stmt, {"a": account})
+            times.append((time.perf_counter() - started) * 1000)
+    return {"count": count, "median_ms": statistics.median(times), "max_ms": max(times), "runs_ms": times}
 
 
 def web_rss_mb(stack: Stack) -> float:
@@ -198,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         dash_month = timed(stack, f"/dashboard?date_from={month}&date_till={today.isoformat()}")
         dash_year = timed(stack, f"/dashboard?date_from={year}&date_till={today.isoformat()}")
         # The same year in Etc/GMT-3 (Moscow's clock, another zone name): the raw rows grouped at each
-        # call, as before the roll-up (core.request_rollup) — the before and after in one run.
+        # call, as before the roll-up (core.reporting.rollup) — the before and after in one run.
         dash_year_raw = timed(stack, f"/dashboard?date_from={year}&date_till={today.isoformat()}&tz=Etc/GMT-3")
         by_campaign = timed(stack, "/requests?limit=50&sort=campaign")
         by_source = timed(stack, "/requests?limit=50&sort=-source")
         by_campaign_plain = timed_plain_name_sort(stack, account, "campaign")
+        row_count = timed_row_count(stack, account)
         # The newest days holding at least --export-rows requests.
         days = stack.scalar("select ceil(extract(epoch from now() - min(created_at)) / 86400) from "
                             "(select created_at from requests order by created_at desc limit :n) t", n=args.export_rows)
@@ -214,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                               ("dashboard: the year from the raw rows (tz Etc/GMT-3, no roll-up)", dash_year_raw),
                               ("Raw data sorted by campaign name", by_campaign),
                               ("Raw data sorted by source name, descending", by_source),
-                              ("  before: the sorted join's statement alone (campaign)", by_campaign_plain)):
+                              ("  before: the sorted join's statement alone (campaign)", by_campaign_plain),
+                              ("  before: the page total as a COUNT of the rows alone", row_count)):
             report.add(label + " (median / max of 5)", f"{result['median_ms']:.0f} / {result['max_ms']:.0f}", "ms", "< 300",
                        result["median_ms"] < 300)
+        totals = {first_page["total"], by_campaign["total"], by_source["total"]}
+        report.add("  the pages' total = COUNT of the rows", f"{sorted(totals)} vs {row_count['count']:,}", "", "equal",
+                   totals == {row_count["count"]})
         report.add("CSV export", f"{csv['rows']:,} rows, {csv['bytes'] / 2**20:.1f} MiB", "", f"≥ {args.export_rows:,} rows",
                    csv["status"] == 200 and csv["rows"] >= args.export_rows)
         report.add("  time to the last byte", round(csv["seconds"], 2), "s", "< 5", csv["seconds"] < 5)
@@ -226,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         report.details.update(first_page=first_page, filtered=filtered, phone=phone, dashboard_30d=dash_month,
                               dashboard_year=dash_year, dashboard_year_raw=dash_year_raw,
                               sorted_by_campaign=by_campaign, sorted_by_source=by_source,
-                              sorted_by_campaign_plain=by_campaign_plain, csv=csv, requests=args.requests, sessions=args.sessions)
+                              sorted_by_campaign_plain=by_campaign_plain, row_count=row_count, csv=csv, requests=args.requests, sessions=args.sessions)
     return report.finish(before)
 
 

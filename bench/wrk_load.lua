@@ -1,6 +1,7 @@
 -- wrk script of the benchmarks (run through bench.loadgen.run_wrk, which sets the env).
 --   BENCH_MODE=webhook  POST amoCRM update_talk bodies, each with a talk id never sent before;
---                       BENCH_BODY is the form body with TALKID, CHATID and INWORK placeholders;
+--                       BENCH_BODY is the form body with TALKID, CHATID, INWORK, CONTACTID, CREATEDAT
+--                       and UPDATEDAT placeholders (each talk its own contact and minute);
 --                       every BENCH_CLOSED_EVERY-th talk is closed (is_in_work=0), the others read.
 --   BENCH_MODE=post     POST the same BENCH_BODY every time, as BENCH_CONTENT_TYPE, with an Origin
 --                       header BENCH_ORIGIN when set (the tracking code's collect call).
@@ -54,6 +55,10 @@ function request()
   local text = body:gsub("TALKID", tostring(talk_id))
   text = text:gsub("CHATID", string.format("%08x-bench-%d", talk_id % 4294967296, talk_id))
   text = text:gsub("INWORK", in_work)
+  text = text:gsub("CONTACTID", tostring(talk_id))
+  local created = 1763900000 + counter * 60
+  text = text:gsub("CREATEDAT", tostring(created))
+  text = text:gsub("UPDATEDAT", tostring(created + 600))
   return wrk.format("POST", nil, nil, text)
 end
 

@@ -6,19 +6,29 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core import attribution_reasons, event_reasons  # noqa: F401 - registers the codes the reason columns hold
-from core.db import Base, BigId, JSONType, UTCDateTime, utcnow
-from core.event_status import EventStatus, check_constraint_sql
-from core.messages import Message
-from core.messengers import DEFAULT_EXCLUDED_CHANNELS
+from core.amocrm.messengers import DEFAULT_EXCLUDED_CHANNELS
+from core.inbox import attribution_reasons, event_reasons  # noqa: F401 - registers the reason codes
+from core.inbox.event_status import EventStatus, check_constraint_sql
+from core.platform.db import Base, BigId, JSONType, UTCDateTime, utcnow
+from core.platform.messages import Message
 
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 CLICK_ID_FIELDS = ("gclid", "yclid", "fbclid")
+# Column sizes of VisitorSession (the tracking code and the Data API cut values to them); Text columns get a sane cap too (the tracking endpoint is public).
+MAX_URL_LENGTH = 4096
+MAX_SEARCH_QUERY_LENGTH = 1000
+MAX_VISITOR_ID_LENGTH = 64
+MAX_UTM_LENGTH = 500
+MAX_CLICK_ID_LENGTH = 500
+MAX_DOMAIN_LENGTH = 253
+MAX_CLICK_ID_KEYS = 20
+
+
 
 
 def request_search_text(contact_name: str | None, email: str | None, phone: str | None) -> str | None:
     """What the Raw data search looks in: the name and email case-folded, the phone as digits only
-    (so «8 915 123», «+7 (915) 123» and «915123» all find +79151234567; see core.reports)."""
+    (so «8 915 123», «+7 (915) 123» and «915123» all find +79151234567; see core.reporting.report)."""
     parts = [(contact_name or "").casefold().strip(), (email or "").casefold().strip(), "".join(ch for ch in (phone or "") if ch.isdigit())]
     text = "\n".join(parts)
     return text if text.strip() else None
@@ -43,9 +53,9 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
     # «Период повторности»: a request whose contact made one within this many days is a repeat one
-    # (core.repeat_requests).
+    # (core.inbox.repeat_requests).
     repeat_window_days: Mapped[int] = mapped_column(default=30, server_default="30")
-    # Every time on every screen is shown in this IANA zone (core.accounts.set_time_zone).
+    # Every time on every screen is shown in this IANA zone (core.access.accounts.set_time_zone).
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="Europe/Moscow", server_default="Europe/Moscow")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -58,6 +68,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(300))
     is_active: Mapped[bool] = mapped_column(default=True)
     locale: Mapped[str | None] = mapped_column(sa.String(8))
+    # The Raw data columns this user hid and their order (core/reporting/report_columns.py); None = all, usual order.
+    report_columns: Mapped[dict | None] = mapped_column(JSONType)
     failed_logins: Mapped[int] = mapped_column(default=0)
     last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -89,7 +101,7 @@ class Site(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     domain: Mapped[str] = mapped_column(sa.String(253))
     site_key: Mapped[str] = mapped_column(sa.String(40), unique=True)
-    # The last page view the tracking endpoint refused, and why (core.tracking_refusals).
+    # The last page view the tracking endpoint refused, and why (core.tracking.refusals).
     last_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_refused_reason: Mapped[str | None] = mapped_column(sa.String(30))  # wrong_domain | bot
     last_refused_detail: Mapped[str | None] = mapped_column(sa.String(300))
@@ -188,7 +200,7 @@ class Integration(Base):
     webhook_token_enc: Mapped[str] = mapped_column(sa.Text)
     webhook_registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     webhook_disabled: Mapped[bool] = mapped_column(default=False)
-    # When the periodic check last read amoCRM's webhook list (core.maintenance.check_webhooks).
+    # When the periodic check last read amoCRM's webhook list (core.integrations.maintenance.check_webhooks).
     webhook_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     session_field_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     session_field_name: Mapped[str | None] = mapped_column(sa.String(300))
@@ -206,7 +218,7 @@ class Integration(Base):
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Reconciliation with amoCRM's event log (core.reconciliation): talks closed that no webhook told us
+    # Reconciliation with amoCRM's event log (core.inbox.reconciliation): talks closed that no webhook told us
     # about. The cursor moves only past what was committed; the counts are shown in the health.
     reconcile_cursor: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -216,9 +228,9 @@ class Integration(Base):
     reconcile_error: Mapped[str | None] = mapped_column(sa.Text)
     reconcile_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Messenger chats without a session are attributed to the one session that clicked that
-    # messenger's button on the site this many minutes before the chat began; 0 = off (core.click_attribution).
+    # messenger's button on the site this many minutes before the chat began; 0 = off (core.inbox.click_attribution).
     click_window_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
-    # Deleted by the admin (core.integration_removal): the row stays so that its requests stay.
+    # Deleted by the admin (core.integrations.removal): the row stays so that its requests stay.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -251,7 +263,7 @@ class MessengerMapping(Base):
 
 class OAuthState(Base):
     """A single-use nonce for the OAuth redirect, bound to one integration, the admin who pressed
-    «Подключить» and that admin's browser session (core/oauth_connect.py).
+    «Подключить» and that admin's browser session (core/integrations/connect.py).
 
     When amoCRM's redirect arrives anywhere else (another browser, a connect started through the
     API) the code waits here, encrypted, for a user of the integration's account to confirm it.
@@ -292,7 +304,7 @@ class ReplayRun(Base):
 
 class ReconcileRun(Base):
     """A backfill: amoCRM's event log read for closed talks over a period an admin or the API chose.
-    Its counters are its progress (core.reconciliation). The periodic reconciliation keeps its
+    Its counters are its progress (core.inbox.reconciliation). The periodic reconciliation keeps its
     summary on the integration instead (one row per ten minutes would be noise)."""
 
     __tablename__ = "reconcile_runs"
@@ -324,7 +336,7 @@ class ReconcileRun(Base):
 
 class RepeatRecomputeRun(Base):
     """Flags of repeat requests recomputed after the account's repeat window changed
-    (core.repeat_requests). `contacts_done` of `contacts_total` is its progress; a newer run of the
+    (core.inbox.repeat_requests). `contacts_done` of `contacts_total` is its progress; a newer run of the
     same account supersedes it."""
 
     __tablename__ = "repeat_recompute_runs"
@@ -349,7 +361,7 @@ class RepeatRecomputeRun(Base):
 
 class LiveCheck(Base):
     """«Проверить на тестовом обращении»: an admin waits for the next chat of an integration; what
-    arrived since `started_at` is read back as stages (core.live_check)."""
+    arrived since `started_at` is read back as stages (core.integrations.live_check)."""
 
     __tablename__ = "live_checks"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -366,7 +378,7 @@ class WebhookEvent(Base):
 
     status: received (waiting for a worker) → processing (claimed) → done; or skipped (not a closed
     talk), ignored (integration inactive), parked (integration needs re-authorisation), failed
-    (retries ran out; replay from the admin or the API). The values: `core.event_status.EventStatus`,
+    (retries ran out; replay from the admin or the API). The values: `core.inbox.event_status.EventStatus`,
     held to them by a CHECK constraint.
     """
 
@@ -380,7 +392,7 @@ class WebhookEvent(Base):
     talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     item: Mapped[dict] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(sa.String(20), default=EventStatus.RECEIVED.value)
-    # Why the event has its status, as a message code + params (core/event_reasons.py), said in the
+    # Why the event has its status, as a message code + params (core/inbox/event_reasons.py), said in the
     # reader's language; `status_message` reads and writes both.
     status_reason_code: Mapped[str | None] = mapped_column(sa.String(80))
     status_reason_params: Mapped[dict | None] = mapped_column(JSONType)
@@ -413,7 +425,7 @@ class WebhookEvent(Base):
 class MessengerClick(Base):
     """A visitor clicked a messenger's icon on the site's amoCRM chat button (`messenger_click` from
     the script for your site). The chat then happens in the messenger app, usually without our session
-    in its lead; core.click_attribution ties it back to this session. A click attributes at most one
+    in its lead; core.inbox.click_attribution ties it back to this session. A click attributes at most one
     talk: the first talk to match it claims it (`claimed_integration_id`, `claimed_talk_id`)."""
 
     __tablename__ = "messenger_clicks"
@@ -422,7 +434,7 @@ class MessengerClick(Base):
     site_id: Mapped[int] = mapped_column(sa.ForeignKey("sites.id", ondelete="CASCADE"))
     session_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("visitor_sessions.id", ondelete="CASCADE"), index=True)
     service: Mapped[str] = mapped_column(sa.String(50))  # as the button named it: telegram, whatsapp…
-    channel: Mapped[str] = mapped_column(sa.String(30))  # our channel (core.messengers.channel_for_button)
+    channel: Mapped[str] = mapped_column(sa.String(30))  # our channel (core.amocrm.messengers.channel_for_button)
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_integration_id: Mapped[int | None] = mapped_column(sa.ForeignKey("integrations.id", ondelete="SET NULL"))
     claimed_talk_id: Mapped[int | None] = mapped_column(sa.BigInteger)
@@ -447,7 +459,7 @@ class ChatRequest(Base):
     channel: Mapped[str] = mapped_column(sa.String(30))
     contact_name: Mapped[str | None] = mapped_column(sa.String(300))
     phone: Mapped[str | None] = mapped_column(sa.String(40))
-    # The phone as amoCRM held it: `phone` is a guess at E.164 (core.contact_data.normalise_phone).
+    # The phone as amoCRM held it: `phone` is a guess at E.164 (core.amocrm.contact_data.normalise_phone).
     phone_raw: Mapped[str | None] = mapped_column(sa.String(100))
     email: Mapped[str | None] = mapped_column(sa.String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -467,7 +479,7 @@ class ChatRequest(Base):
     referrer: Mapped[str | None] = mapped_column(sa.Text)
     entrance_page: Mapped[str | None] = mapped_column(sa.Text)
     attribution: Mapped[str] = mapped_column(sa.String(20))  # session | messenger | default
-    # Why this attribution, as a message code + params (core/attribution_reasons.py).
+    # Why this attribution, as a message code + params (core/inbox/attribution_reasons.py).
     attribution_reason_code: Mapped[str] = mapped_column(sa.String(80))
     attribution_reason_params: Mapped[dict | None] = mapped_column(JSONType)
     amo_lead_id: Mapped[int | None] = mapped_column(sa.BigInteger)
@@ -475,7 +487,7 @@ class ChatRequest(Base):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Case-folded name, email and phone digits for the Raw data search (filled by the default).
     search_text: Mapped[str | None] = mapped_column(sa.Text, default=_request_search_text_default)
-    # Repeat requests (core.repeat_requests): who the contact is (amoCRM contact, else phone, else
+    # Repeat requests (core.inbox.repeat_requests): who the contact is (amoCRM contact, else phone, else
     # e-mail), whether they made a request within the account's repeat window before this one, and
     # the first request of that series.
     contact_key: Mapped[str | None] = mapped_column(sa.String(300))
@@ -493,7 +505,7 @@ class ChatRequest(Base):
     __table_args__ = (
         sa.UniqueConstraint("integration_id", "talk_id"),
         sa.Index("ix_requests_account_created", "account_id", "created_at"),
-        # The Raw data report's filters, each with the date sort behind it (core.reports, core.dashboard).
+        # The Raw data report's filters, each with the date sort behind it (core.reporting.report, core.reporting.dashboard).
         sa.Index("ix_requests_account_channel_created", "account_id", "channel", "created_at"),
         sa.Index("ix_requests_account_campaign_created", "account_id", "campaign_id", "created_at"),
         sa.Index("ix_requests_account_source_created", "account_id", "source_id", "created_at"),
@@ -514,9 +526,9 @@ class ChatRequest(Base):
 
 class RequestDailyCount(Base):
     """The dashboard's daily roll-up: how many requests an integration recorded on a local day
-    (core.request_rollup.ROLLUP_ZONE) per channel, campaign, source and attribution.
+    (core.reporting.rollup.ROLLUP_ZONE) per channel, campaign, source, attribution and new / repeat.
 
-    Kept exact by database triggers on `requests` (core.request_rollup), so every insert, delete and
+    Kept exact by database triggers on `requests` (core.reporting.rollup), so every insert, delete and
     update — ours, a cascade, a bulk load — changes it in the same transaction. `campaign_id` and
     `source_id` are 0 for requests without one (so the key can be unique); no foreign keys on them:
     deleting a campaign sets the requests' campaign to NULL, and the trigger moves the counts to 0."""
@@ -530,8 +542,9 @@ class RequestDailyCount(Base):
     campaign_id: Mapped[int] = mapped_column(sa.Integer)
     source_id: Mapped[int] = mapped_column(sa.Integer)
     attribution: Mapped[str] = mapped_column(sa.String(20))
+    is_repeat: Mapped[bool] = mapped_column(default=False, server_default=sa.false())  # new / repeat (migration 0015)
     n: Mapped[int] = mapped_column(sa.Integer)
     __table_args__ = (
         sa.UniqueConstraint("account_id", "day", "integration_id", "channel", "campaign_id", "source_id", "attribution",
-                            name="uq_request_daily_counts_key"),
+                            "is_repeat", name="uq_request_daily_counts_key"),
     )

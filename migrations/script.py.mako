@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy import Text  # noqa: F401  (autogenerate writes Text() for JSONB)
 
-import core.db  # noqa: F401  (UTCDateTime)
+import core.platform.db  # noqa: F401  (UTCDateTime)
 ${imports if imports else ""}
 
 # revision identifiers, used by Alembic.

@@ -20,11 +20,19 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import Flask, Response, g, redirect, render_template_string, request
 
 from .errors import ApiProblem, OAuthError, SandboxError
-from .state import OAUTH_PROBLEM_TYPE, SandboxState, is_loopback
+from .oauth import OAUTH_PROBLEM_TYPE
+from .state import SandboxState
 
 MAX_LIMIT = 250
 EVENTS_MAX_LIMIT = 100  # the event log pages by at most 100 (RU events-and-notes)
 CUSTOM_FIELDS_PAGE_MAX = 50
+
+LOOPBACK_PREFIXES = ("127.", "::1", "::ffff:127.")
+
+
+def is_loopback(addr: str | None) -> bool:
+    """The control API and the demo site answer only clients on this machine."""
+    return bool(addr) and (addr == "localhost" or addr.startswith(LOOPBACK_PREFIXES))
 
 RATE_LIMIT_HTML = (
     "<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n"

@@ -2,7 +2,7 @@
 
 Synchronous by default (the request that caused the event waits, so tests are
 deterministic); with the ``deliver_async`` knob a single background thread
-sends in order.  The outcome of every attempt is recorded in the state, which
+sends in order.  The outcome of every attempt is recorded in the webhook store, which
 also applies amo's auto-disable rule and (knob ``webhook_retries``) schedules
 retries on amo's timetable.
 """
@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .state import SandboxState
+    from .webhooks import WebhookStore
 
 
 class Deliverer:
-    def __init__(self, state: "SandboxState") -> None:
-        self.state = state
+    def __init__(self, store: "WebhookStore") -> None:
+        self.store = store
         self._queue: "queue.Queue[dict[str, Any] | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
         self._timers: list[threading.Timer] = []
@@ -34,7 +34,7 @@ class Deliverer:
     def submit(self, jobs: list[dict[str, Any]]) -> None:
         if not jobs:
             return
-        if self.state.settings.get("deliver_async"):
+        if self.store.settings.get("deliver_async"):
             self._ensure_thread()
             for job in jobs:
                 self._queue.put(job)
@@ -91,7 +91,7 @@ class Deliverer:
                 self._queue.task_done()
 
     def _send(self, job: dict[str, Any]) -> None:
-        settings = self.state.settings
+        settings = self.store.settings
         timeout = float(settings.get("webhook_timeout", 2.0))
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -121,7 +121,7 @@ class Deliverer:
         if error is None and elapsed > timeout:
             error = "timeout"  # amo wants the whole answer within the timeout
         generation = self._generation
-        retry = self.state._delivery_result(job, status_code, error, elapsed)
+        retry = self.store.record_attempt(job, status_code, error, elapsed)
         if retry is not None and generation == self._generation:
             _code, delay = retry
             self._schedule_retry(job, delay)
@@ -132,7 +132,7 @@ class Deliverer:
         def fire() -> None:
             if generation != self._generation:
                 return
-            new_job = self.state._retry_job(job)
+            new_job = self.store.retry_job(job)
             if new_job is not None:
                 self.submit([new_job])
 

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, redirect, render_template_string, request
 
+from .crm import KNOWN_ORIGINS
 from .errors import SandboxError
-from .state import KNOWN_ORIGINS, SandboxState
+from .state import SandboxState
 
 STYLE = """
 <style>

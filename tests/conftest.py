@@ -34,7 +34,7 @@ def database_url(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp}/chatsource-test.db"
     else:
-        from core.settings import normalise_database_url
+        from core.platform.settings import normalise_database_url
 
         url = normalise_database_url(PG_URL)
         try:
@@ -101,7 +101,7 @@ def client(app):
 
 @pytest.fixture
 def account_id(app):
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
 
     with app.extensions["chatsource.services"].session_factory() as session:
         account = ensure_first_account(session)

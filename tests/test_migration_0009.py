@@ -2,6 +2,7 @@
 SQLite and PostgreSQL, with the original words kept; said in Russian they read as before."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 from datetime import datetime, timezone
@@ -10,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 import core.models  # noqa: F401 - registers the reason codes
-from core.messages import Message, render
-from core.settings import PROJECT_ROOT
-from tests.helpers.databases import ensure_pg_database
+from core.platform.messages import Message, render
+from core.platform.settings import PROJECT_ROOT
+from tests.helpers.databases import pg_database_exists, side_pg_database
 from tests.helpers.environment import PG_URL, db_params, settings_for, unavailable
 from web.messages import translations_for
 
@@ -20,7 +21,7 @@ _spec = importlib.util.spec_from_file_location("m0009", PROJECT_ROOT / "migratio
 m0009 = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(m0009)
 
-# Words earlier releases wrote (core/attribution.py, core/talk_processing.py, core/webhook_inbox.py).
+# Words earlier releases wrote (core/inbox/attribution.py, core/inbox/talk_processing.py, core/inbox/webhooks.py).
 OLD_ATTRIBUTION = [
     "Сессия 41 из поля amoCRM: РК «Яндекс Директ»",
     "Сессия 42 из поля amoCRM (поле сессии пусто в сделке, взято из контакта): источник «Прямые заходы», сайт divan.ru",
@@ -53,7 +54,8 @@ def test_each_old_event_reason_gets_its_code_and_reads_the_same_in_russian(text)
     code, params = m0009.convert_event(text)
     assert code.startswith("event.") and params.pop("text") == text
     message = Message.from_json(code, params)
-    assert render(message, translations_for("ru")) == text
+    # The e-mail channel's Russian name is «Электронная почта» since issue 15 item 9 (no Latin in the Russian UI).
+    assert render(message, translations_for("ru")) == text.replace("канал E-mail", "канал Электронная почта")
     assert not CYRILLIC.search(render(message, translations_for("en")))
 
 
@@ -89,15 +91,33 @@ def _insert(conn, table: sa.Table, **values) -> int:
 @pytest.fixture(params=db_params())
 def fresh_url(request, tmp_path):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/m0009.db"
-    from core.settings import normalise_database_url
+        yield f"sqlite:///{tmp_path}/m0009.db"
+        return
+    from core.platform.settings import normalise_database_url
 
     url = normalise_database_url(PG_URL) + "_m0009"  # beside the run's leased database, never shared
     try:
-        ensure_pg_database(url)
+        database = side_pg_database(url)
+        database.__enter__()
     except Exception as exc:  # pragma: no cover - depends on the machine
         unavailable("PostgreSQL", exc)
-    return url
+    yield url
+    database.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("ends", ["passes", "fails"])
+def test_a_side_database_is_dropped_however_the_test_ends(ends):
+    if not PG_URL:
+        unavailable("PostgreSQL", "TEST_DATABASE_URL is not set")
+    from core.platform.settings import normalise_database_url
+
+    url = normalise_database_url(PG_URL) + "_side"
+    with pytest.raises(RuntimeError) if ends == "fails" else contextlib.nullcontext():
+        with side_pg_database(url):
+            assert pg_database_exists(url)
+            if ends == "fails":
+                raise RuntimeError("the test failed")
+    assert not pg_database_exists(url)
 
 
 def test_the_migration_converts_stored_rows_and_the_downgrade_gives_the_words_back(fresh_url, tmp_path):
@@ -140,7 +160,7 @@ def test_the_migration_converts_stored_rows_and_the_downgrade_gives_the_words_ba
         said = [render(Message.from_json(code, m0009_params(params)), ru) for code, params in requests]
         assert said == OLD_ATTRIBUTION + ["нет сессии"]
         assert [row[0] for row in events][-1] is None
-        assert [render(Message.from_json(c, m0009_params(p)), ru) for c, p in events[:-1]] == OLD_EVENTS
+        assert [render(Message.from_json(c, m0009_params(p)), ru) for c, p in events[:-1]] == [t.replace("канал E-mail", "канал Электронная почта") for t in OLD_EVENTS]  # «Электронная почта»: issue 15 item 9
 
         flask_migrate.downgrade(revision="0007")
         with db.engine.connect() as conn:

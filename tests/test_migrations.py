@@ -2,7 +2,7 @@
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from core.settings import PROJECT_ROOT
+from core.platform.settings import PROJECT_ROOT
 
 
 def test_single_migration_head():
@@ -16,7 +16,7 @@ def test_migrations_match_the_models(app):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from core.db import Base
+    from core.platform.db import Base
     from web.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
@@ -30,9 +30,9 @@ def _insert_event(app, status: str) -> None:
     through SQL rather than the models: the schema may be downgraded below later migrations' columns."""
     import sqlalchemy as sa
 
-    from core.accounts import ensure_first_account
-    from core.db import utcnow
-    from core.integrations import create_integration
+    from core.access.accounts import ensure_first_account
+    from core.integrations.settings import create_integration
+    from core.platform.db import utcnow
 
     services = app.extensions["chatsource.services"]
     with services.session_factory() as session:
@@ -68,13 +68,13 @@ def _dispose(app) -> None:
 
 
 def test_webhook_event_status_is_held_to_the_known_values(app):
-    """Migration 0008: a status outside core.event_status.EventStatus is refused by the database, on
+    """Migration 0008: a status outside core.inbox.event_status.EventStatus is refused by the database, on
     SQLite (batch-recreated table) and PostgreSQL; the downgrade drops the constraint again."""
     import flask_migrate
     import pytest
     import sqlalchemy as sa
 
-    from core.event_status import EventStatus
+    from core.inbox.event_status import EventStatus
 
     for status in EventStatus:
         _insert_event(app, status.value)  # every known value is accepted

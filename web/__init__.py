@@ -6,10 +6,10 @@ import logging
 from flask import Flask
 from sqlalchemy.orm import sessionmaker
 
-from core.db import engine_options
-from core.log_redaction import RedactSecrets
-from core.services import build_services
-from core.settings import PROJECT_ROOT, Settings
+from core.platform.db import engine_options
+from core.platform.log_redaction import RedactSecrets
+from core.platform.services import build_services
+from core.platform.settings import PROJECT_ROOT, Settings
 from web.extensions import csrf, db, migrate
 from web.json_input import SafeJSONProvider
 from web.proxy import TrustedProxyFix, parse_trusted
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     with app.app_context():
         session_factory = sessionmaker(bind=db.engine, expire_on_commit=False)
     if redis_client is None and settings.redis_url:
-        from core.redis_connect import redis_client as connect_redis
+        from core.platform.redis_connect import redis_client as connect_redis
 
         redis_client = connect_redis(settings.redis_url, settings.redis_ssl_cert_reqs, socket_timeout=5,
                                      socket_connect_timeout=3, health_check_interval=30)
@@ -87,6 +87,10 @@ def create_app(settings: Settings | None = None, *, redis_client=None, start_wor
     from web import tracking
 
     app.register_blueprint(tracking.bp)
+    from web import collect_fast
+
+    with app.app_context():
+        collect_fast.install(app, db.engine, services)
 
     # --- admin: Russian/English UI, sign-in, Flask-Admin ---
     from web.admin import init_admin
@@ -135,7 +139,7 @@ def _bootstrap(app: Flask, services) -> None:
     """First start: one account, and the admin from ADMIN_EMAIL / ADMIN_PASSWORD. Skipped until migrated."""
     from sqlalchemy import inspect
 
-    from core.accounts import bootstrap
+    from core.access.accounts import bootstrap
 
     with app.app_context():
         try:

@@ -1,5 +1,5 @@
 """Admin sign-in and sign-out (Flask-Login). Users come from `flask --app wsgi users set EMAIL` or
-ADMIN_EMAIL / ADMIN_PASSWORD on start; password guessing is slowed down by `core.login` per user and
+ADMIN_EMAIL / ADMIN_PASSWORD on start; password guessing is slowed down by `core.access.login` per user and
 by a quota per client IP, and every failed sign-in gets the same answer, so nothing tells which
 e-mails have an account.
 
@@ -22,10 +22,10 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
 
-from core.accounts import rotate_session_nonce
-from core.login import FREE_FAILURES, authenticate
+from core.access.accounts import rotate_session_nonce
+from core.access.login import FREE_FAILURES, authenticate
 from core.models import User
-from core.ratelimit import Quota, QuotaExceeded, client_bucket
+from core.platform.ratelimit import Quota, QuotaExceeded, client_bucket
 from web.extensions import db, login_manager
 from web.i18n import safe_next
 

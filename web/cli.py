@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from core.accounts import (
+from core.access.accounts import (
     AccountError,
     account_for_command,
     create_account,
@@ -16,7 +16,7 @@ from core.accounts import (
     set_user,
     user_by_email,
 )
-from core.accounts import (
+from core.access.accounts import (
     bootstrap as core_bootstrap,
 )
 from core.models import Account, Integration

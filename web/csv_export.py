@@ -5,7 +5,7 @@ from datetime import datetime
 
 from flask import Response
 
-from core import reports
+from core.reporting import csv_export
 from web.messages import translations_for
 
 
@@ -15,12 +15,12 @@ def requests_csv_response(session_factory, account_id: int, flt, *, sort, lang: 
     def generate():
         # Its own session: the rows stream after the view has returned.
         with session_factory() as session:
-            yield from reports.iter_requests_csv(session, account_id, flt, sort=sort, translations=translations, tz=zone.key,
-                                                 delimiter=reports.DELIMITERS[delimiter])
+            yield from csv_export.iter_requests_csv(session, account_id, flt, sort=sort, translations=translations, tz=zone.key,
+                                                 delimiter=csv_export.DELIMITERS[delimiter])
 
     stamp = datetime.now(zone).strftime("%Y-%m-%d_%H-%M")
     # The two exports side by side in Downloads must not overwrite each other or look alike.
-    suffix = "-excel" if reports.DELIMITERS[delimiter] == ";" else ""
+    suffix = "-excel" if csv_export.DELIMITERS[delimiter] == ";" else ""
     return Response(generate(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="requests_{stamp}{suffix}.csv"',
         "Cache-Control": "no-store",

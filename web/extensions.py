@@ -3,7 +3,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
-from core.db import Base
+from core.platform.db import Base
 
 # The models live in core/ on a plain declarative Base; Flask-SQLAlchemy only manages engines and
 # the request-scoped session over the same metadata.

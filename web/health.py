@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, current_app, jsonify
 
-from core import event_status, worker_health
+from core.inbox import event_status, worker_health
 from core.models import WebhookEvent
 from web.extensions import db
 

@@ -1,4 +1,4 @@
-"""core's messages (core/messages.py) in a person's language.
+"""core's messages (core/platform/messages.py) in a person's language.
 
 `say(message)` renders in the current request's language (flask-babel's catalogue, so our
 messages.po decides). `translations_for(lang)` gives the catalogue of a language named by the
@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from babel.support import NullTranslations, Translations
 
-from core.messages import Message, render
+from core.platform.messages import Message, render
 from web.i18n import DEFAULT_LOCALE, LOCALES, TRANSLATIONS_DIR, compile_catalogues
 
 

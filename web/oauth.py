@@ -6,7 +6,7 @@ settings page (postMessage) and closes; opened in the same window it goes back t
 (`return_to`, stored with the OAuth state when the admin pressed «Подключить»). The outcome is also
 flashed, so the settings page says what happened.
 
-Who may link an amoCRM account to an integration is decided in `core.oauth_connect`: the callback
+Who may link an amoCRM account to an integration is decided in `core.integrations.connect`: the callback
 completes at once only for the admin and browser session that started it; otherwise it parks the
 code and sends the browser to the confirmation page (through sign-in first), which only a user of
 the integration's own account may confirm. The one-time code never appears in another url: the
@@ -21,14 +21,16 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from core.messages import N_
-from core.oauth_connect import (
+from core.integrations.connect import (
     ConnectError,
     PendingConfirmation,
     confirm_connect,
     confirmation_details,
     receive_callback,
 )
+from core.platform.messages import N_
+from core.platform.time_zones import account_time_zone
+from core.reporting.report import get_zone
 from web.admin.messages import CONNECT_ERRORS, connect_error, translate
 from web.extensions import csrf, db
 from web.i18n import safe_next
@@ -145,13 +147,21 @@ def confirm(token: str):
         details = confirmation_details(db.session, token, current_user.account_id)
         if request.method == "POST":
             if not form.validate_on_submit():
-                return _private(render_template("oauth_confirm.html", details=details, form=form, stale_form=True), 400)
+                return _private(_confirm_page(details, form, stale_form=True), 400)
             db.session.rollback()  # confirm_connect works in its own sessions (it locks the row)
             return _success(confirm_connect(services, token, current_user.account_id))
     except ConnectError as exc:
         db.session.rollback()
         return _failure(exc)
-    return _private(render_template("oauth_confirm.html", details=details, form=form, stale_form=False))
+    return _private(_confirm_page(details, form, stale_form=False))
+
+
+def _confirm_page(details, form, stale_form: bool) -> str:
+    """The confirmation page; its one time (the code's expiry) in the account's time zone, named."""
+    zone = account_time_zone(db.session, current_user.account_id)
+    expires = details.expires_at.astimezone(get_zone(zone)).strftime("%H:%M") if details.expires_at else "—"
+    return render_template("oauth_confirm.html", details=details, form=form, stale_form=stale_form,
+                           expires_local=expires, zone=zone)
 
 
 def _private(response, status: int | None = None):

@@ -11,7 +11,8 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core.webhook_inbox import (
+from core.inbox import drain_marker
+from core.inbox.webhooks import (
     MAX_KEYS,
     MalformedWebhook,
     find_integration_by_webhook_token,
@@ -33,7 +34,8 @@ csrf.exempt(bp)
 @bp.post("/webhooks/amocrm/<webhook_token>/")
 @bp.post("/webhooks/amocrm/<webhook_token>")
 def amocrm_webhook(webhook_token: str):
-    settings = current_app.extensions["chatsource.services"].settings
+    services = current_app.extensions["chatsource.services"]
+    settings = services.settings
     limit = settings.webhook_max_bytes
     if request.content_length is not None and request.content_length > limit:
         return json_error(413, "too_large", f"the body is over {limit} bytes")
@@ -66,7 +68,10 @@ def amocrm_webhook(webhook_token: str):
     result = store_webhook(db.session, integration, parsed)
     db.session.commit()
 
-    outbox.enqueue_talk_events(result.to_enqueue)  # sent after the response is made (web/outbox.py)
+    # One message per body, not per item, and none while one is waiting: the worker that takes it
+    # drains the integration's whole backlog (core.inbox.talk_processing, core.inbox.drain_marker), so
+    # more would only cost Redis round trips and worker CPU. Sent after the response is made (web/outbox.py).
+    outbox.enqueue_talk_events(drain_marker.messages_to_send(services.redis, integration_id, result.to_enqueue))
     log.info("webhook integration=%s items=%s stored=%s duplicates=%s statuses=%s",
              integration_id, len(parsed.talks), result.stored, result.duplicates, result.statuses)
     return jsonify({"stored": result.stored, "duplicates": result.duplicates, "queued": len(result.to_enqueue)})

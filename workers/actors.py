@@ -7,7 +7,7 @@ What an actor asks to send next goes through the job's outbox (`OutboxMiddleware
 actor returns, dropped when it raises.
 
 Retries of inbox events have one owner, the database: `attempts` and `next_attempt_at` set by
-core.talk_processing, and a delayed re-send of the same message by name to match. Dramatiq's own
+core.inbox.talk_processing, and a delayed re-send of the same message by name to match. Dramatiq's own
 retries are off for these actors (`max_retries=0`); a crash nobody planned leaves the row received
 or processing, and the sweeper sends it again.
 """
@@ -17,7 +17,8 @@ import logging
 
 import dramatiq
 
-from core import maintenance, reconciliation, repeat_requests, talk_processing
+from core.inbox import reconciliation, repeat_requests, talk_processing
+from core.integrations import maintenance
 from workers import outbox, runtime
 from workers.outbox import enqueue_talk_events  # noqa: F401  (what tests and the sweeper's callers send)
 
@@ -47,7 +48,7 @@ def run_maintenance():
 
 def reconcile_integration(integration_id: int):
     """Read amoCRM's event log for talks closed since the last run that no webhook reported, and
-    queue them for recording (core.reconciliation). A failed run keeps its cursor: the next retries."""
+    queue them for recording (core.inbox.reconciliation). A failed run keeps its cursor: the next retries."""
     outcome = reconciliation.reconcile_integration(runtime.services(), integration_id)
     outbox.enqueue_talk_events(outcome.to_enqueue[:1])  # the worker that takes it drains the integration's backlog
     log.info("reconciliation of integration %s: %s %s", integration_id, outcome.result, outcome.counts.to_dict())

@@ -27,12 +27,20 @@ from workers import actors, outbox, runtime, sweeper
 
 log = logging.getLogger(__name__)
 NAMESPACE = "chatsource"
+# How long an idle consumer sleeps at most between two looks at its Redis queue. Dramatiq's default
+# (1,000 ms, backing off from 5 ms with jitter) put ~0.3 s on average between a webhook's enqueue and
+# the worker taking it at a few closes a second (bench.latency, docs/benchmarks.md); 100 ms costs an
+# idle worker at most ten cheap Redis fetches a second per queue. `dramatiq_worker_timeout` (Dramatiq's
+# own variable) still wins when set.
+IDLE_POLL_MS = 100
 
 
 class WorkerServices(dramatiq.Middleware):
     """Builds the process's engine and Redis client after fork; starts the inbox sweeper."""
 
     def before_worker_boot(self, broker, worker):
+        if "dramatiq_worker_timeout" not in os.environ:
+            worker.worker_timeout = IDLE_POLL_MS  # read when the consumers start, right after this hook
         runtime.services()
 
     def after_worker_boot(self, broker, worker):
@@ -86,7 +94,7 @@ def make_broker(redis_url: str | None = None, redis_client=None, with_worker_ser
     if redis_client is not None or redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        from core.redis_connect import redis_client as connect_redis
+        from core.platform.redis_connect import redis_client as connect_redis
 
         # Our own client, not `url=`: RedisBroker builds its pool from the bare url and drops any
         # connection option beside it, so TLS settings must travel in the client.

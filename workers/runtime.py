@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from core.services import Services
+from core.platform.services import Services
 
 log = logging.getLogger(__name__)
 _services: Services | None = None
@@ -22,10 +22,10 @@ def services() -> Services:
 
 
 def _services_from_env() -> None:
-    from core.db import create_engine, session_factory
-    from core.redis_connect import redis_client
-    from core.services import build_services
-    from core.settings import Settings
+    from core.platform.db import create_engine, session_factory
+    from core.platform.redis_connect import redis_client
+    from core.platform.services import build_services
+    from core.platform.settings import Settings
 
     settings = Settings.from_env()
     engine = create_engine(settings.database_url)

@@ -1,5 +1,5 @@
 """A thread in each worker process (and in the embedded web worker) that beats the worker heartbeat
-every few seconds (core/worker_health.py: /healthz knows a worker is consuming) and runs the inbox sweep every
+every few seconds (core/inbox/worker_health.py: /healthz knows a worker is consuming) and runs the inbox sweep every
 30 s. A shared lock lets one process sweep per interval however many run. Every 30 minutes it also
 sends `chatsource.run_maintenance` (tokens refreshed ahead of time, webhooks read back from amoCRM):
 a Redis key with that expiry makes it once per interval across all processes and restarts. Likewise,
@@ -13,8 +13,8 @@ import time
 
 import dramatiq
 
-from core import reconciliation, talk_processing, worker_health
-from core.services import Services
+from core.inbox import reconciliation, talk_processing, worker_health
+from core.platform.services import Services
 from workers import outbox
 
 log = logging.getLogger(__name__)

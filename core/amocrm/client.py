@@ -29,7 +29,7 @@ from core.amocrm.hosts import check_url
 from core.amocrm.oauth import parse_retry_after
 from core.amocrm.tokens import TokenManager
 from core.models import Integration
-from core.ratelimit import RateLimitTimeout
+from core.platform.ratelimit import RateLimitTimeout
 
 log = logging.getLogger("chatsource.amocrm.client")
 
@@ -263,7 +263,7 @@ class AmoCrmClient:
             )
             stale_version = None
             try:
-                services.limiter.acquire(self.limiter_key, deadline_s=LIMITER_DEADLINE_S)
+                slot = services.limiter.acquire(self.limiter_key, deadline_s=LIMITER_DEADLINE_S)
             except RateLimitTimeout as exc:
                 raise AmoTransient(
                     f"amoCRM {method} {path}: no rate-limit slot in time", retry_after=exc.retry_after_s
@@ -285,6 +285,8 @@ class AmoCrmClient:
             except requests.RequestException as exc:
                 log.info("amoCRM %s %s -> %s", method, path, type(exc).__name__)
                 raise AmoTransient(f"amoCRM {method} {path} failed: {type(exc).__name__}") from None
+            finally:
+                services.limiter.answered(slot)  # amoCRM counted the call on arrival, before this
             status = response.status_code
             request_id = response.headers.get("X-Request-Id")
             log.info(

@@ -32,6 +32,10 @@ class HostNotAllowed(AmoCrmError):
 
     Raised before any request is made, so no token or secret leaves the process."""
 
+    def __init__(self, message: str, said=None):
+        super().__init__(message)
+        self.said = said  # the problem as a core.platform.messages.Message, for the admin's form
+
 
 class ReauthRequired(AmoCrmError):
     """The refresh token is dead or revoked (or amoCRM keeps answering 401): reconnect the integration."""

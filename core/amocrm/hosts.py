@@ -14,6 +14,20 @@ from typing import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 from core.amocrm.errors import HostNotAllowed
+from core.platform.messages import N_, define
+
+# What the admin says about a refused address (`HostNotAllowed.said`), in the reader's language.
+ADDRESS_EMPTY = define("amocrm.address.empty", N_("Enter the address."))
+ADDRESS_SUSPICIOUS = define("amocrm.address.suspicious", N_("The address contains spaces or control characters."))
+ADDRESS_INVALID = define("amocrm.address.invalid", N_("This is not a valid address (%(error)s)."))
+ADDRESS_NOT_HTTPS = define("amocrm.address.not_https", N_("The address must start with https://."))
+ADDRESS_USERINFO = define("amocrm.address.userinfo", N_("The address must not contain a user name or password."))
+ADDRESS_NO_HOST = define("amocrm.address.no_host", N_("The address has no host name."))
+HOST_NOT_ALLOWED = define("amocrm.address.host_not_allowed", N_(
+    "%(host)s is not an amoCRM or Kommo address, so we will not send credentials there (allowed: %(allowed)s; "
+    "the server's AMOCRM_ALLOWED_HOSTS setting)."))
+PLAIN_HTTP = define("amocrm.address.plain_http", N_(
+    "Plain http is allowed only to this machine (127.0.0.1, localhost); use https://%(host)s."))
 
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 # Characters that different URL parsers disagree about; a legitimate amoCRM URL never has them.
@@ -86,31 +100,33 @@ def check_url(url: str, patterns: Iterable[str]) -> str:
     Nothing is sent anywhere: this is the gate before a request is made."""
     patterns = tuple(patterns)
     if not isinstance(url, str) or not url:
-        raise HostNotAllowed("The amoCRM address is empty.")
+        raise HostNotAllowed("The amoCRM address is empty.", ADDRESS_EMPTY())
     if _SUSPICIOUS.search(url):
-        raise HostNotAllowed("The amoCRM address contains spaces or control characters.")
+        raise HostNotAllowed("The amoCRM address contains spaces or control characters.", ADDRESS_SUSPICIOUS())
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise HostNotAllowed(f"The amoCRM address is not a valid URL ({exc}).") from None
+        raise HostNotAllowed(f"The amoCRM address is not a valid URL ({exc}).", ADDRESS_INVALID(error=str(exc))) from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise HostNotAllowed("The amoCRM address must start with https://.")
+        raise HostNotAllowed("The amoCRM address must start with https://.", ADDRESS_NOT_HTTPS())
     if "@" in parts.netloc:
-        raise HostNotAllowed("The amoCRM address must not contain a user name or password.")
+        raise HostNotAllowed("The amoCRM address must not contain a user name or password.", ADDRESS_USERINFO())
     host = normalise_host(parts.hostname)
     if not host:
-        raise HostNotAllowed("The amoCRM address has no host name.")
+        raise HostNotAllowed("The amoCRM address has no host name.", ADDRESS_NO_HOST())
     if not host_allowed(host, patterns):
         allowed = ", ".join(patterns) or "(none)"
         raise HostNotAllowed(
             f"The host {host!r} is not an amoCRM host we may send credentials to "
-            f"(allowed: {allowed}; set AMOCRM_ALLOWED_HOSTS to change this)."
+            f"(allowed: {allowed}; set AMOCRM_ALLOWED_HOSTS to change this).",
+            HOST_NOT_ALLOWED(host=repr(host), allowed=allowed),
         )
     if scheme == "http" and not is_loopback(host):
         raise HostNotAllowed(
-            f"Plain http is only allowed to this machine (127.0.0.1, localhost); use https://{host}."
+            f"Plain http is only allowed to this machine (127.0.0.1, localhost); use https://{host}.",
+            PLAIN_HTTP(host=host),
         )
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:

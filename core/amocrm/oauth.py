@@ -20,7 +20,7 @@ import requests
 
 from core.amocrm.errors import AmoBlocked, AmoTransient, ReauthRequired
 from core.amocrm.hosts import check_url
-from core.ratelimit import RateLimitTimeout
+from core.platform.ratelimit import RateLimitTimeout
 
 log = logging.getLogger("chatsource.amocrm.oauth")
 
@@ -96,7 +96,7 @@ def _token_request(services, token_url: str, payload: dict, previous_refresh_tok
     key = f"amo:{host}"
     grant = payload["grant_type"]
     try:
-        services.limiter.acquire(key, deadline_s=LIMITER_DEADLINE_S)
+        slot = services.limiter.acquire(key, deadline_s=LIMITER_DEADLINE_S)
     except RateLimitTimeout as exc:
         raise AmoTransient(
             f"amoCRM token request to {host} postponed: rate limit busy", retry_after=exc.retry_after_s
@@ -115,6 +115,8 @@ def _token_request(services, token_url: str, payload: dict, previous_refresh_tok
         raise AmoTransient(f"amoCRM token endpoint {host} timed out") from None
     except requests.RequestException as exc:
         raise AmoTransient(f"amoCRM token endpoint {host} unreachable ({type(exc).__name__})") from None
+    finally:
+        services.limiter.answered(slot)  # amoCRM counted the call on arrival, before this
     elapsed_ms = (time.monotonic() - started) * 1000
     request_id = response.headers.get("X-Request-Id")
     status = response.status_code

@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 
 from core.amocrm.errors import AmoCrmError, AmoTransient, ReauthRequired
 from core.amocrm.oauth import TokenSet, refresh_tokens
-from core.crypto import SecretUnreadable
-from core.db import utcnow
-from core.locks import LockUnavailable
 from core.models import Integration
+from core.platform.crypto import SecretUnreadable
+from core.platform.db import utcnow
+from core.platform.locks import LockUnavailable
 
 log = logging.getLogger("chatsource.amocrm.tokens")
 

@@ -15,7 +15,7 @@ import logging
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import JSONType, UTCDateTime
+from core.platform.db import JSONType, UTCDateTime
 
 revision = '0004'
 down_revision = '0003'

@@ -10,7 +10,7 @@ Revises: 0004
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.platform.db import UTCDateTime
 
 revision = '0005'
 down_revision = '0004'

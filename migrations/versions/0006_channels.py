@@ -12,7 +12,7 @@ Revises: 0005
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import JSONType
+from core.platform.db import JSONType
 
 revision = '0006'
 down_revision = '0005'

@@ -13,7 +13,7 @@ Revises: 0006
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.platform.db import UTCDateTime
 
 revision = '0007'
 down_revision = '0006'

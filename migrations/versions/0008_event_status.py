@@ -3,7 +3,7 @@
 Revision ID: 0008
 Revises: 0007
 
-The values are those of core.event_status.EventStatus at this revision, written out here so the
+The values are those of core.inbox.event_status.EventStatus at this revision, written out here so the
 migration keeps meaning the same thing when the enum grows (a new status comes with its own
 migration). A row with any other status would be a bug; none is written by the code, so the
 constraint is added without touching data. SQLite cannot add a constraint in place: batch mode

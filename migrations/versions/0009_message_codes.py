@@ -4,7 +4,7 @@ Revision ID: 0009
 Revises: 0007
 
 `requests.attribution_reason` and `webhook_events.status_reason` held Russian sentences. They become
-`*_reason_code` + `*_reason_params` (core/messages.py), said in the reader's language. Existing rows
+`*_reason_code` + `*_reason_params` (core/platform/messages.py), said in the reader's language. Existing rows
 are parsed back into codes where their words are the ones core wrote; every converted row keeps its
 original words in the `text` param, and a reason that does not parse is stored as the `legacy`
 code with only that `text` (shown as it was), so nothing is lost. The patterns below are frozen
@@ -16,7 +16,7 @@ import re
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import JSONType
+from core.platform.db import JSONType
 
 revision = '0009'
 down_revision = '0008'

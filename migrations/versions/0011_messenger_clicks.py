@@ -10,7 +10,7 @@ Revises: 0007
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.platform.db import UTCDateTime
 
 revision = '0011'
 down_revision = "0009"

@@ -9,14 +9,14 @@ Revises: 0007
 - repeat_recompute_runs: a window change recomputed in the background, with its progress.
 - live_checks: «Проверить на тестовом обращении» — when an admin started waiting for the next chat.
 - Backfill: every existing request gets its contact key and flags with the default window. The rules
-  are copied here (not imported from core.repeat_requests) so this migration keeps doing what it did.
+  are copied here (not imported from core.inbox.repeat_requests) so this migration keeps doing what it did.
 """
 from datetime import timedelta
 
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.platform.db import UTCDateTime
 
 revision = '0012'
 down_revision = '0011'

@@ -12,7 +12,7 @@ Revises: 0007
 from alembic import op
 import sqlalchemy as sa
 
-from core.db import UTCDateTime
+from core.platform.db import UTCDateTime
 
 revision = '0013'
 down_revision = '0012'

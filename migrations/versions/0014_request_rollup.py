@@ -5,13 +5,13 @@ Revises: 0013
 
 - request_daily_counts: one row per (account, local day in Europe/Moscow, integration, channel,
   campaign, source, attribution) with its count; campaign / source 0 = none.
-- triggers on requests (core.request_rollup) add, subtract and move counts in the transaction that
+- triggers on requests (core.reporting.rollup) add, subtract and move counts in the transaction that
   writes a request; the table is backfilled from the existing requests.
 """
 from alembic import op
 import sqlalchemy as sa
 
-from core import request_rollup
+from core.reporting import rollup as request_rollup
 
 revision = '0014'
 down_revision = '0013'
@@ -40,8 +40,9 @@ def upgrade():
                             name='uq_request_daily_counts_key'),
     )
     connection = op.get_bind()
-    request_rollup.install(connection)
-    request_rollup.rebuild(connection)
+    # This revision's key: 0015 adds is_repeat to it (core.reporting.rollup.KEY).
+    request_rollup.install(connection, request_rollup.KEY_0014)
+    request_rollup.rebuild(connection, key=request_rollup.KEY_0014)
 
 
 def downgrade():

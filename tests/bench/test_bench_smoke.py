@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from core.settings import PROJECT_ROOT
+from core.platform.settings import PROJECT_ROOT
 from tests.helpers.environment import PG_URL, REDIS_URL, REQUIRE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(600)]
@@ -20,7 +20,7 @@ TINY = {
     "webhook_ingest": ["--duration", "1", "--connections", "4", "--threads", "1", "--burst", "40", "--burst-concurrency", "4"],
     "processing_economy": ["--burst", "6", "--accounts", "2", "--threads", "2", "--latency-ms", "0"],
     "latency": ["--rate", "4", "--duration", "2", "--latency-ms", "0"],
-    "tracking": ["--duration", "1", "--connections", "4"],
+    "tracking": ["--duration", "1", "--connections", "4", "--visitors", "20"],
     "reports": ["--requests", "300", "--sessions", "600", "--export-rows", "100"],
 }
 

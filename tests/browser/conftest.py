@@ -73,7 +73,7 @@ def one_database(tmp_path_factory):
     """Browser walks are slow, so they run on one database: PostgreSQL (production's) when configured."""
     tmp = tmp_path_factory.mktemp("browser-db")
     if PG_URL or REQUIRE:
-        from core.settings import normalise_database_url
+        from core.platform.settings import normalise_database_url
         from tests.helpers.databases import ensure_pg_database
 
         url = normalise_database_url(PG_URL)

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from core import catalog
-from core.settings import PROJECT_ROOT
+from core.platform.settings import PROJECT_ROOT
+from core.tracking import catalog
 from tests.helpers.admin_helpers import PASSWORD, make_user
 
 pytestmark = pytest.mark.e2e
@@ -234,7 +234,7 @@ def _walk(page, context, shot, base, amo):
 
 
 def test_connect_comes_back_in_the_same_window_when_popups_are_blocked(chromium, screenshots, app, live, amo):
-    from core import integrations
+    from core.integrations import settings as integrations
 
     _, account_id = make_user(app, "admin@example.ru", PASSWORD)
     services = app.extensions["chatsource.services"]

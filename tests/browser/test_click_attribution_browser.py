@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import MessengerClick
-from core.tracking import tracking_snippet
+from core.tracking.collect import tracking_snippet
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, post, requests_of

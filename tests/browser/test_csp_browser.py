@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.accounts import ensure_first_account
+from core.access.accounts import ensure_first_account
 from core.models import Site, WebhookEvent
 from tests.helpers.admin_helpers import PASSWORD, make_user
 from tests.helpers.report_data import add_event, seed_catalog

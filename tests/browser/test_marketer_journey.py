@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core import integrations
+from core.integrations import settings as integrations
 from core.models import Integration
 from tests.helpers.admin_helpers import PASSWORD, make_user
 from tests.helpers.environment import TEST_CLIENT_ID
@@ -134,7 +134,7 @@ def connected_integration(app, account_id, amo, **fields):
     """An integration connected to the sandbox through the real OAuth exchange (no browser)."""
     services = app.extensions["chatsource.services"]
     integration_id = new_integration(app, account_id, amocrm_url=amo.url, token_url=amo.url + "/oauth2/access_token")
-    from core.oauth_connect import _exchange_and_finish
+    from core.integrations.connect import _exchange_and_finish
 
     code = amo.control("POST", "/oauth/codes", json={"client_id": TEST_CLIENT_ID})["code"]
     _exchange_and_finish(services, integration_id, code, amo.host, None)
@@ -344,7 +344,7 @@ def test_date_fields_follow_the_page_language_not_the_browser(app, live, browser
 # -- item 17: the sign-in page speaks to a marketer; a favicon; a success resets the count; replay menu ---
 
 def test_the_sign_in_page_a_favicon_and_a_success_that_forgives_earlier_mistakes(app, live, browser_context):
-    from core.login import FREE_FAILURES
+    from core.access.login import FREE_FAILURES
     from core.models import User
 
     make_user(app, "admin@example.ru", PASSWORD)
@@ -450,9 +450,11 @@ def test_the_requests_table_puts_attribution_by_the_campaign_and_remembers_colum
     box = shown.bounding_box()
     assert shown.evaluate("el => el.scrollWidth <= el.clientWidth + 1") and box["height"] > 20  # wrapped, not cut
     page.click("[data-testid=columns] summary")
-    page.uncheck("[data-column-choice=email] input")
-    page.click("[data-column-choice=integration] [data-move=up]")
-    page.reload()  # remembered
+    with page.expect_response(lambda r: r.url.endswith("/admin/requests/columns")):
+        page.uncheck("[data-column-choice=email] input")
+    with page.expect_response(lambda r: r.url.endswith("/admin/requests/columns")):
+        page.click("[data-column-choice=integration] [data-move=up]")
+    page.reload()  # remembered (on the server: tests/browser/test_admin_last_items.py opens another browser)
     names = [h.replace("▲", "").replace("▼", "").strip()
              for h in page.locator("[data-testid=report-table] thead th:visible").all_inner_texts()]
     assert "E-mail" not in names and not page.is_visible("td[data-column=email]")
@@ -469,7 +471,7 @@ VISITOR_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHT
 
 
 def test_the_sites_page_shows_the_last_page_view_and_the_last_refusal_and_sessions_can_be_found(app, live, account_id, admin):
-    from core import catalog
+    from core.tracking import catalog
     from tests.helpers import http as loopback
 
     with app.extensions["chatsource.services"].session_factory() as session:

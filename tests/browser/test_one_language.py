@@ -10,10 +10,12 @@ from datetime import timedelta
 
 import pytest
 
-from core import attribution_reasons as reasons
-from core import catalog, event_reasons, integrations
-from core.db import utcnow
+from core.inbox import attribution_reasons as reasons
+from core.inbox import event_reasons
+from core.integrations import settings as integrations
 from core.models import stored_message
+from core.platform.db import utcnow
+from core.tracking import catalog
 from tests.helpers.admin_helpers import PASSWORD, make_user
 from tests.helpers.report_data import add_event, add_request, connect
 
@@ -70,7 +72,7 @@ def seeded(app, services, account_id):
 
 
 def reasons_channel(key):
-    from core.messengers import channel_message
+    from core.amocrm.messengers import channel_message
 
     return channel_message(key)
 

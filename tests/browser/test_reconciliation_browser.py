@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import integrations
-from core.db import utcnow
+from core.integrations import settings as integrations
 from core.models import Integration
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import PASSWORD, make_user
 from tests.helpers.apps import drain
 

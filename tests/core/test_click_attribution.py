@@ -1,4 +1,4 @@
-"""Click attribution (core.click_attribution): a messenger chat without a session goes to the one
+"""Click attribution (core.inbox.click_attribution): a messenger chat without a session goes to the one
 session that clicked that messenger's button on the site shortly before; several → no guess.
 
 Runs on SQLite and, when configured, PostgreSQL (where the claim race is played for real)."""
@@ -9,13 +9,23 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from core.attribution import attribute
-from core.click_attribution import attribute_by_click, click_reason, collect_click, record_click
-from core.db import create_engine, session_factory
-from core.messages import render
+from core.amocrm.messengers import channel_for_origin
+from core.inbox.attribution import attribute
+from core.inbox.click_attribution import (
+    _candidates,
+    attribute_by_click,
+    channels_with_clicks,
+    click_reason,
+    collect_click,
+    record_click,
+)
 from core.models import Account, Campaign, Integration, MessengerClick, MessengerMapping, Site, VisitorSession
-from core.tracking import Hit, TrackingInputError, parse_hit
+from core.platform.db import create_engine, session_factory
+from core.platform.messages import render
+from core.tracking.collect import Hit, TrackingInputError, parse_hit
 from web.messages import translations_for
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)
@@ -141,6 +151,65 @@ def test_a_click_attributes_at_most_one_talk(factory, world):
         assert again.kind == "session" and again.session.id == first.session.id
 
 
+def test_a_batch_looks_at_clicks_once_and_attributes_as_talk_by_talk(factory, world):
+    """The worker asks once per batch which of its talks' messengers have clicks to look at
+    (`channels_with_clicks`); a talk whose messenger has none skips its own query, the others are
+    attributed exactly as alone, claims included."""
+    with factory() as db:
+        vs = new_session(db, world)
+        click(db, world, vs, service="telegram")
+        integration = db.get(Integration, world["integration_id"])
+        batch = [("telegram", 1, T0 + timedelta(minutes=3)), ("com.amocrm.amocrmwa", 2, T0 + timedelta(minutes=4)),
+                 ("telegram", 3, T0 + timedelta(minutes=5))]
+        clicked = channels_with_clicks(db, integration, batch)
+        assert clicked == {"telegram"}
+        results = []
+        for origin, talk_id, created_at in batch:
+            base = attribute(db, integration, session_field_value=None, origin=origin)
+            results.append(attribute_by_click(db, integration, base, origin=origin, talk_id=talk_id,
+                                              talk_created_at=created_at, clicked_channels=clicked))
+        db.commit()
+        assert [r.kind for r in results] == ["session", "default", "messenger"]  # the click went to the first
+        # Claimed now: another batch finds nothing to look at, a replay of talk 1 still finds its own click.
+        assert channels_with_clicks(db, integration, [("telegram", 4, T0 + timedelta(minutes=6))]) == frozenset()
+        assert channels_with_clicks(db, integration, [("telegram", 1, T0 + timedelta(minutes=3))]) == {"telegram"}
+        integration.click_window_minutes = 0
+        assert channels_with_clicks(db, integration, batch) == frozenset()
+
+
+ORIGINS = ["telegram", "telegram", "com.amocrm.amocrmwa", "com.amocrm.mail"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(clicks=st.lists(st.tuples(st.sampled_from(["telegram", "whatsapp", "vk"]), st.integers(-60, 60),
+                                 st.sampled_from([None, None, 1, 99])), max_size=6),
+       talks=st.lists(st.tuples(st.sampled_from(ORIGINS), st.integers(1, 3), st.integers(-30, 90)),
+                      min_size=1, max_size=4))
+def test_the_batchs_clicked_channels_never_miss_a_talks_candidates(factory, world, clicks, talks):
+    """Whatever the clicks (messenger, minute, claimed by which talk) and the batch: every talk that
+    has candidates of its own has its messenger among the batch's `channels_with_clicks`."""
+    with factory() as db:
+        db.execute(sa.delete(MessengerClick))
+        vs = new_session(db, world)
+        site = db.get(Site, world["site_id"])
+        for service, minute, claimed_by in clicks:
+            row = record_click(db, site, vs, service, None, T0 + timedelta(minutes=minute))
+            if claimed_by is not None:
+                row.claimed_integration_id, row.claimed_talk_id = world["integration_id"], claimed_by
+        db.flush()
+        integration = db.get(Integration, world["integration_id"])
+        batch = [(origin, talk_id, T0 + timedelta(minutes=minute)) for origin, talk_id, minute in talks]
+        clicked = channels_with_clicks(db, integration, batch)
+        window = timedelta(minutes=integration.click_window_minutes)
+        for origin, talk_id, created_at in batch:
+            channel = channel_for_origin(origin)
+            if channel in {"email", "other", "unknown"}:
+                continue
+            if _candidates(db, integration, channel, talk_id, created_at, window):
+                assert channel in clicked, (origin, talk_id, created_at, clicked)
+        db.rollback()
+
+
 def test_the_window_and_the_channel_must_match(factory, world):
     with factory() as db:
         vs = new_session(db, world)
@@ -263,7 +332,7 @@ def test_a_click_is_kept_against_the_live_session_and_never_starts_one(factory, 
 
 
 def test_button_services_and_links_name_their_channel():
-    from core.messengers import channel_for_button
+    from core.amocrm.messengers import channel_for_button
 
     assert [channel_for_button(s) for s in ("telegram", "WhatsApp", "livechat", "viber", "vk", "instagram")] == [
         "telegram", "whatsapp", "site_chat", "viber", "vk", "instagram"]

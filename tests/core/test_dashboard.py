@@ -5,10 +5,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from core import dashboard
-from core.catalog import ValidationFailed, create_campaign
-from core.db import utcnow
 from core.models import Integration
+from core.platform.db import utcnow
+from core.platform.errors import ValidationFailed
+from core.reporting import dashboard
+from core.tracking.catalog import create_campaign
 from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
 from web.messages import catalogues
 
@@ -100,7 +101,7 @@ def warnings_by_integration(data) -> dict[int, set[str]]:
 
 
 def test_health_and_warnings_before_data_is_lost(services, account_id):
-    from core import integrations
+    from core.integrations import settings as integrations
 
     with services.session_factory() as session:
         cat = seed_catalog(session, services, account_id)

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from core.locks import KEY_PREFIX, LocalLocks, LockUnavailable, RedisLocks
+from core.platform.locks import KEY_PREFIX, LocalLocks, LockUnavailable, RedisLocks
 from tests.helpers.redis_clients import RedisClients, redis_kinds
 
 
@@ -113,7 +113,7 @@ def test_redis_keys_are_namespaced_and_expire(any_redis):
 def test_redis_lock_that_expired_while_held_does_not_raise(caplog, redis_clients):
     a = RedisLocks(redis_clients())
     b = RedisLocks(redis_clients())
-    with caplog.at_level(logging.WARNING, logger="core.locks"):
+    with caplog.at_level(logging.WARNING, logger="core.platform.locks"):
         with a.lock("slow", timeout_s=0.1):
             time.sleep(0.2)
             # Expired: another process can take it now.

@@ -7,10 +7,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core import dashboard, maintenance
-from core.catalog import ValidationFailed
-from core.db import utcnow
+from core.inbox.replay import list_replay_runs, replay_by_filter, replay_progress
+from core.integrations import maintenance
 from core.models import ChatRequest, Integration, WebhookEvent
+from core.platform.db import utcnow
+from core.platform.errors import ValidationFailed
+from core.reporting import dashboard
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, events_of, requests_of
 from tests.helpers.report_data import add_event, seed_catalog
@@ -106,7 +108,7 @@ def test_the_webhook_is_read_back_from_amocrm(client, api, amo, services, accoun
 def test_a_hook_registered_without_the_trailing_slash_still_counts(client, api, amo, services, account_id):
     """Integrations registered before the url gained its slash keep their hook: it is recognised,
     and registering again updates it instead of adding a second hook (every close twice)."""
-    from core import oauth_connect
+    from core.integrations import connect as oauth_connect
 
     setup = connected_integration(client, api, amo)
     assert setup.webhook_url.endswith("/")
@@ -132,7 +134,7 @@ def test_periodic_run_summarises(client, api, amo, services, account_id):
 @pytest.fixture
 def inbox(services, account_id):
     """Events of two integrations in every replayable state, some old, one not a closed talk."""
-    from core import integrations
+    from core.integrations import settings as integrations
     from tests.helpers.report_data import connect
 
     now = utcnow()
@@ -164,7 +166,7 @@ def inbox(services, account_id):
 
 def replay(services, account_id, **kwargs):
     with services.session_factory() as session:
-        result = maintenance.replay_by_filter(session, account_id, **kwargs)
+        result = replay_by_filter(session, account_id, **kwargs)
         session.commit()
         return result
 
@@ -197,21 +199,21 @@ def test_replay_by_filter_picks_exactly_the_matching_events(services, account_id
 def test_replay_progress(services, account_id, inbox):
     result = replay(services, account_id, statuses=["failed"], integration_id=inbox["i1"])
     with services.session_factory() as session:
-        progress = maintenance.replay_progress(session, account_id, result.run_id)
+        progress = replay_progress(session, account_id, result.run_id)
         assert progress["total"] == 2 and progress["pending"] == 2 and not progress["finished"] and progress["progress"] == 0
         session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == inbox["failed_1"]).values(status="done"))
         session.commit()
-        progress = maintenance.replay_progress(session, account_id, result.run_id)
+        progress = replay_progress(session, account_id, result.run_id)
         assert (progress["done"], progress["pending"], progress["progress"]) == (1, 1, 0.5)
         session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == inbox["failed_old"]).values(status="failed"))
         session.commit()
-        progress = maintenance.replay_progress(session, account_id, result.run_id)
+        progress = replay_progress(session, account_id, result.run_id)
         assert progress["finished"] and progress["failed"] == 1 and progress["filter"]["statuses"] == ["failed"]
-        assert [r["id"] for r in maintenance.list_replay_runs(session, account_id)] == [result.run_id]
+        assert [r["id"] for r in list_replay_runs(session, account_id)] == [result.run_id]
 
 
 def test_replay_refuses_what_cannot_be_replayed(services, account_id, inbox):
-    from core.accounts import create_account
+    from core.access.accounts import create_account
 
     with services.session_factory() as session:
         other = create_account(session, "Чужой").id
@@ -220,11 +222,11 @@ def test_replay_refuses_what_cannot_be_replayed(services, account_id, inbox):
                               ({"statuses": "processing"}, "statuses"), ({"integration_id": 10**6}, "integration_id"),
                               ({"date_from": utcnow(), "date_till": utcnow() - timedelta(days=1)}, "date_from")):
             with pytest.raises(ValidationFailed) as error:
-                maintenance.replay_by_filter(session, account_id, **kwargs)
+                replay_by_filter(session, account_id, **kwargs)
             assert error.value.field == field
         with pytest.raises(ValidationFailed):  # another account's integration is as good as absent
-            maintenance.replay_by_filter(session, other, integration_id=inbox["i1"])
-        assert maintenance.replay_by_filter(session, other).queued == 0
+            replay_by_filter(session, other, integration_id=inbox["i1"])
+        assert replay_by_filter(session, other).queued == 0
 
 
 def test_failed_chats_become_requests_after_a_replay_by_filter(app, client, api, amo, services, account_id):
@@ -251,7 +253,7 @@ def test_failed_chats_become_requests_after_a_replay_by_filter(app, client, api,
     # Requests the worker records are searchable at once (the search column is filled on insert).
     assert [r["contact_name"] for r in requests_of(client, api, q="8 916 000 00 01")] == ["Клиент 1"]
     with services.session_factory() as session:
-        progress = maintenance.replay_progress(session, account_id, result.run_id)
+        progress = replay_progress(session, account_id, result.run_id)
         assert progress["finished"] and progress["done"] == 3
         assert session.scalar(sa.select(sa.func.count()).select_from(ChatRequest)) == 3
     assert {e["replay_run_id"] for e in events_of(client, api, replay_id=result.run_id)} == {result.run_id}

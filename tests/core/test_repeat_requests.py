@@ -7,11 +7,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from core import repeat_requests as rr
-from core.catalog import ValidationFailed
+from core.inbox import repeat_requests as rr
 from core.models import Account, ChatRequest, RepeatRecomputeRun
-from core.reports import RequestFilter, iter_requests_csv, page_requests
+from core.platform.errors import ValidationFailed
+from core.reporting.csv_export import iter_requests_csv
+from core.reporting.report import RequestFilter, page_requests
 from tests.helpers.report_data import add_request, seed_catalog
 from web.messages import translations_for
 
@@ -85,9 +88,53 @@ def test_a_talk_found_late_becomes_the_first_and_the_others_follow_it(services, 
     assert flags_of(services, other) == [(False, None)]
 
 
+def test_a_new_chat_reads_the_series_from_the_chat_before_it_and_points_at_the_series_first(services, account_id, cat):
+    """The worker reads a contact's series from the last request before the new one (not the whole
+    history): the third chat of a series still points at the first, not at the second."""
+    i = cat.integration_id
+    first = record(services, account_id, i, T0, phone="+79151112233")
+    second = record(services, account_id, i, T0 + 10 * DAY, phone="+79151112233")
+    third = record(services, account_id, i, T0 + 20 * DAY, phone="+79151112233")
+    fresh = record(services, account_id, i, T0 + 60 * DAY, phone="+79151112233")
+    assert flags_of(services, first, second, third, fresh) == [(False, None), (True, first), (True, first), (False, None)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(chats=st.lists(st.tuples(st.sampled_from(["+79150000001", "+79150000002"]), st.integers(0, 120)),
+                      min_size=1, max_size=12),
+       batches=st.lists(st.integers(1, 4), min_size=12, max_size=12), window_days=st.sampled_from([1, 7, 30]))
+def test_recording_in_any_order_and_batches_gives_the_flags_of_the_whole_series(services, account_id, cat, chats,
+                                                                                batches, window_days):
+    """Chats of two phones on random days, recorded in the given order in batches of random sizes
+    (reconciliation finds old ones late; a batch marks several at once): every request ends with the
+    flags `series_flags` gives its contact's whole series."""
+    with services.session_factory() as session:
+        session.execute(sa.delete(ChatRequest).where(ChatRequest.account_id == account_id))
+        session.execute(sa.update(Account).where(Account.id == account_id).values(repeat_window_days=window_days))
+        session.commit()
+    pending = list(chats)
+    sizes = iter(batches)
+    while pending:
+        size = next(sizes)
+        batch, pending = pending[:size], pending[size:]
+        with services.session_factory() as session:
+            rows = [add_request(session, account_id, cat.integration_id, T0 + day * DAY + timedelta(minutes=day),
+                                phone=phone, amo_contact_id=None, contact_key=f"tel:{phone}") for phone, day in batch]
+            # As the worker does: the keys of the rows it has just inserted come along.
+            rr.mark_requests(session, [r.id for r in rows], {r.id: (account_id, r.contact_key, r.created_at) for r in rows})
+            session.commit()
+    with services.session_factory() as session:
+        rows = session.execute(sa.select(ChatRequest.id, ChatRequest.phone, ChatRequest.created_at, ChatRequest.is_repeat,
+                                         ChatRequest.first_request_id).where(ChatRequest.account_id == account_id)).all()
+    for phone in {r.phone for r in rows}:
+        members = [r for r in rows if r.phone == phone]
+        wanted = rr.series_flags([(r.id, r.created_at) for r in members], timedelta(days=window_days))
+        assert {r.id: (bool(r.is_repeat), r.first_request_id) for r in members} == wanted
+
+
 def test_the_same_amocrm_contact_id_of_another_integration_or_account_is_another_contact(services, account_id, cat):
-    from core import integrations
-    from core.accounts import create_account
+    from core.access.accounts import create_account
+    from core.integrations import settings as integrations
 
     with services.session_factory() as session:
         second = integrations.create_integration(session, services, account_id, {"name": "Второй amoCRM"}).id
@@ -172,7 +219,7 @@ def test_two_chats_of_one_contact_in_concurrent_batches_give_exactly_one_first(s
     """Two workers insert a request of the same phone at once (neither committed) and then mark it.
     Each alone sees only its own row; the account lock makes the second wait for the first's commit.
     (The two chats come by different channels: two requests of one roll-up bucket already wait for each
-    other at the INSERT — core.request_rollup's row lock — so they could not both be uncommitted.)"""
+    other at the INSERT — core.reporting.rollup's row lock — so they could not both be uncommitted.)"""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: the second insert already waits for the first commit")
     inserted = threading.Barrier(2, timeout=20)
@@ -207,7 +254,7 @@ def test_two_chats_of_one_contact_in_concurrent_batches_give_exactly_one_first(s
 
 
 def test_the_dashboard_counts_new_and_repeat_requests_of_the_period(services, account_id, cat):
-    from core.dashboard import build_dashboard
+    from core.reporting.dashboard import build_dashboard
 
     now = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
     record(services, account_id, cat.integration_id, now - 40 * DAY, phone="+79151234567")  # before the period

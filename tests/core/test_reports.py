@@ -5,9 +5,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core import reports
-from core.catalog import ValidationFailed
-from core.reports import NONE_ID, RequestFilter, Sort, page_requests
+from core.platform.errors import ValidationFailed
+from core.reporting import report as reports
+from core.reporting.report import NONE_ID, RequestFilter, Sort, page_requests
 from tests.helpers.report_data import add_request, seed_catalog
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
@@ -16,7 +16,7 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def data(services, account_id):
     """A small account: 8 requests differing in one thing each, plus an integration of another account."""
-    from core.accounts import create_account
+    from core.access.accounts import create_account
 
     with services.session_factory() as session:
         cat = seed_catalog(session, services, account_id)

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from core.reports import RequestFilter, iter_requests_csv, safe_cell
+from core.reporting.csv_export import iter_requests_csv, safe_cell
+from core.reporting.report import RequestFilter
 from tests.helpers.report_data import add_request, add_requests_bulk, request_values, seed_catalog
 from web.messages import translations_for
 

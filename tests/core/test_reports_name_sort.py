@@ -1,5 +1,5 @@
 """Sorting the Raw data by a joined name (campaign, source, site, integration) walks the names one by
-one (core.reports._by_name_groups) instead of sorting every row: the order must be exactly the plain
+one (core.reporting.report._by_name_groups) instead of sorting every row: the order must be exactly the plain
 `ORDER BY coalesce(name, ''), id` of the join, page by page, with offsets and cursors."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from core import reports
-from core.catalog import create_campaign, create_source
 from core.models import ChatRequest
-from core.reports import RequestFilter, Sort, page_requests
+from core.reporting import report as reports
+from core.reporting.report import RequestFilter, Sort, page_requests
+from core.tracking.catalog import create_campaign, create_source
 from tests.helpers.report_data import add_requests_bulk, request_values, seed_catalog
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)  # as in tests/core/test_reports.py

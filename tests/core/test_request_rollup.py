@@ -1,6 +1,7 @@
-"""The dashboard's daily roll-up (core.request_rollup) equals a COUNT over the raw requests after any
+"""The dashboard's daily roll-up (core.reporting.rollup) equals a COUNT over the raw requests after any
 mix of inserts, replays (the same talk again), updates and deletes — its own, cascaded, or bulk —
-and the dashboard it feeds shows the numbers the raw rows give."""
+and repeat recomputes flipping requests between new and repeat; the dashboard it feeds shows the
+numbers the raw rows give."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -10,10 +11,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import dashboard, integrations, request_rollup
-from core.catalog import create_campaign, create_source
-from core.db import insert_ignoring_conflicts
+from core.integrations import settings as integrations
 from core.models import Campaign, ChatRequest, Integration, RequestDailyCount, Source
+from core.platform.db import insert_ignoring_conflicts
+from core.reporting import dashboard
+from core.reporting import rollup as request_rollup
+from core.tracking.catalog import create_campaign, create_source
 from tests.helpers.report_data import add_requests_bulk, request_values, seed_catalog
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -46,17 +49,18 @@ class World:
         self.next_talk = 1
 
     def values(self, integration: int, minutes: int, channel: int, campaign: int, source: int, attribution: int, talk=None):
+        """`attribution` 0…5 also says new (0–2) or repeat (3–5)."""
         campaigns, sources = [None, *self.campaign_ids], [None, *self.source_ids]
         talk = talk if talk is not None else self.next_talk
         return request_values(self.account_id, self.integration_ids[integration % len(self.integration_ids)],
                               _moment(minutes), talk_id=talk, channel=CHANNELS[channel % 3],
                               campaign_id=campaigns[campaign % len(campaigns)], source_id=sources[source % len(sources)],
-                              attribution=ATTRIBUTIONS[attribution % 3])
+                              attribution=ATTRIBUTIONS[attribution % 3], is_repeat=attribution % 6 >= 3)
 
     def apply(self, op):
         kind, *args = op
         s = self.session
-        if kind == "insert":  # what core.talk_processing.record_request runs
+        if kind == "insert":  # what core.inbox.talk_processing.record_request runs
             values = self.values(*args)
             if insert_ignoring_conflicts(s, ChatRequest.__table__, values, ["integration_id", "talk_id"]):
                 self.talks.append((values["integration_id"], values["talk_id"]))
@@ -74,7 +78,16 @@ class World:
             integration_id, talk = self.talks[args[0] % len(self.talks)]
             moved = self.values(0, *args[1:])
             s.execute(sa.update(ChatRequest).where(ChatRequest.integration_id == integration_id, ChatRequest.talk_id == talk)
-                      .values(**{k: moved[k] for k in ("created_at", "channel", "campaign_id", "source_id", "attribution")}))
+                      .values(**{k: moved[k] for k in ("created_at", "channel", "campaign_id", "source_id", "attribution",
+                                                        "is_repeat")}))
+        elif kind == "recompute" and self.talks:  # core.inbox.repeat_requests: is_repeat rewritten, one executemany UPDATE
+            picked = {self.talks[i % len(self.talks)] for i in args[0]}
+            rows = s.execute(sa.select(ChatRequest.id, ChatRequest.is_repeat).where(
+                sa.tuple_(ChatRequest.integration_id, ChatRequest.talk_id).in_(sorted(picked)))).all()
+            changes = [{"rid": rid, "repeat": not flag} for rid, flag in rows]
+            table = ChatRequest.__table__
+            s.execute(sa.update(table).where(table.c.id == sa.bindparam("rid")).values(is_repeat=sa.bindparam("repeat")),
+                      changes)
         elif kind == "delete" and self.talks:
             integration_id, talk = self.talks.pop(args[0] % len(self.talks))
             s.execute(sa.delete(ChatRequest).where(ChatRequest.integration_id == integration_id, ChatRequest.talk_id == talk))
@@ -95,6 +108,7 @@ operation = st.one_of(
     st.tuples(st.integers(0, 99), st.integers(0, 60 * 24 * 40), small, small, small, small).map(lambda t: ("replay", *t)),
     st.tuples(st.integers(0, 99), st.integers(0, 60 * 24 * 40), small, small, small, small).map(lambda t: ("update", *t)),
     st.integers(0, 99).map(lambda i: ("delete", i)),
+    st.lists(st.integers(0, 99), min_size=1, max_size=5).map(lambda picked: ("recompute", picked)),
     st.integers(0, 9).map(lambda i: ("drop_campaign", i)),
     st.just(("drop_source",)),
 )
@@ -166,5 +180,58 @@ def test_the_dashboard_from_the_rollup_equals_the_one_from_the_raw_rows(services
         rolled = dashboard.build_dashboard(session, account_id, "2026-01-20", "2026-02-14", tz="Europe/Moscow", **kwargs)
         raw = dashboard.build_dashboard(session, account_id, "2026-01-20", "2026-02-14", tz="Etc/GMT-3", **kwargs)
     assert rolled["total"] > 50 and rolled["attribution"]["previous"]["total"] > 50
+    assert rolled["repeat"]["new"] > 20 and rolled["repeat"]["repeat"] > 20
     rolled["range"].pop("tz"), raw["range"].pop("tz")
     assert rolled == raw
+
+
+def _raw_count(session, account_id, flt) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(ChatRequest).where(*flt.conditions(account_id)))
+
+
+moment = st.integers(-60 * 24 * 2, 60 * 24 * 42).map(_moment)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(bounds=st.tuples(st.none() | moment, st.none() | moment), by=st.tuples(small, small, small, small, small),
+       operations=st.lists(operation, min_size=1, max_size=8))
+def test_the_raw_data_total_read_from_the_rollup_equals_a_count_of_the_rows(services, account_id, bounds, by, operations):
+    """Raw data's total (core.reporting.report.count_requests) sums whole local days from the roll-up and counts the
+    rows of the partial days at the edges: the number is the COUNT over the raw rows for any range and filter."""
+    from core.reporting.report import NONE_ID, RequestFilter, count_requests
+
+    with services.session_factory() as session:
+        world = World(session, services, account_id)
+        world.apply(("bulk", [(m % 2, (m * 7919) % (60 * 24 * 40), m, m // 3, m // 5, m // 2) for m in range(120)]))
+        for op in operations:
+            world.apply(op)
+        integration, channel, campaign, source, attribution = by
+        campaigns, sources = [None, NONE_ID, *world.campaign_ids], [None, NONE_ID, *world.source_ids]
+        date_from, date_till = bounds
+        if date_from and date_till and date_from > date_till:
+            date_from, date_till = date_till, date_from
+        filters = [
+            RequestFilter(date_from=date_from, date_till=date_till),
+            RequestFilter(date_from=date_from, date_till=date_till,
+                          integration_id=[None, *world.integration_ids][integration % 3],
+                          channel=[None, *CHANNELS][channel % 4], campaign_id=campaigns[campaign % len(campaigns)],
+                          source_id=sources[source % len(sources)], attribution=[None, *ATTRIBUTIONS][attribution % 4]),
+            RequestFilter(date_from=date_from, date_till=date_till, site_id=world.site_id),  # not in the roll-up
+        ]
+        for flt in filters:
+            assert count_requests(session, account_id, flt) == _raw_count(session, account_id, flt), flt
+        session.rollback()
+
+
+def test_the_raw_data_total_of_whole_days_as_the_admin_asks_for_them(services, account_id):
+    """The admin's «from» and «till» days (00:00 and 23:59:59.999999 local): exact at both midnights."""
+    from core.reporting.report import RequestFilter, count_requests
+
+    with services.session_factory() as session:
+        world = World(session, services, account_id)
+        for minutes in (0, 20 * 60 + 59, 21 * 60, 21 * 60 + 1, 3000, 2 * 1440 + 21 * 60 - 1, 2 * 1440 + 21 * 60):
+            world.apply(("insert", 0, minutes, 0, 0, 0, 0))
+        session.commit()
+        flt = RequestFilter.from_params({"date_from": "2026-01-02", "date_till": "2026-01-03"}, tz="Europe/Moscow")
+        assert count_requests(session, account_id, flt) == _raw_count(session, account_id, flt) == 4
+        assert count_requests(session, account_id, RequestFilter()) == 7

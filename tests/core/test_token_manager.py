@@ -11,11 +11,12 @@ import responses
 from core.amocrm.errors import AmoTransient, HostNotAllowed, ReauthRequired
 from core.amocrm.oauth import TokenSet, exchange_code, refresh_tokens
 from core.amocrm.tokens import TokenManager, cas_store_tokens, store_new_tokens
-from core.db import Base, create_engine, session_factory, utcnow
-from core.locks import LocalLocks, RedisLocks
-from core.models import Account, Integration
-from core.services import build_services
-from core.settings import Settings
+from core.models import Integration
+from core.platform.db import Base, create_engine, session_factory, utcnow
+from core.platform.locks import LocalLocks, RedisLocks
+from core.platform.services import build_services
+from core.platform.settings import Settings
+from tests.helpers import amocrm_mock
 
 TOKEN_URL = "https://test.amocrm.ru/oauth2/access_token"
 CLIENT_SECRET = "client-secret-value-xyz"
@@ -34,22 +35,9 @@ def services(tmp_path, any_redis):
 
 
 def add_integration(services, access="access-0", refresh="refresh-0", expires_in=-60, token_url=TOKEN_URL):
-    with services.session_factory() as s:
-        account = Account(name="Acme")
-        s.add(account)
-        s.flush()
-        integration = Integration(
-            account_id=account.id, name="amo", amocrm_url="https://test.amocrm.ru", token_url=token_url,
-            api_base_url="https://test.amocrm.ru", client_id="client-uuid-1",
-            client_secret_enc=services.secrets.encrypt(CLIENT_SECRET),
-            webhook_token_hash="h" * 64, webhook_token_enc=services.secrets.encrypt("hook"),
-        )
-        s.add(integration)
-        s.flush()
-        store_new_tokens(s, integration, TokenSet(access, refresh, utcnow() + timedelta(seconds=expires_in)),
-                         services.secrets)
-        s.commit()
-        return integration.id
+    """The shared builder (tests/helpers/amocrm_mock.py), its access token expired unless told."""
+    return amocrm_mock.add_integration(services, amo_account_id=None, expires_in=expires_in, access=access,
+                                       refresh=refresh, token_url=token_url, client_secret=CLIENT_SECRET)
 
 
 def row(services, integration_id):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core import talk_processing
+from core.inbox import talk_processing
 from core.models import Integration, WebhookEvent
 from tests.helpers.apps import dispose, drain, make_app
 from tests.helpers.fault_helpers import assert_each_closed_talk_recorded_once, delivery_codes, open_and_close
@@ -94,7 +94,7 @@ def impatient_app(db_url, tmp_path, live):
 
 
 def test_amocrm_calls_that_hang_time_out_and_are_retried(impatient_app, amo):
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
     from tests.helpers.apps import api_headers_for
 
     services = impatient_app.extensions["chatsource.services"]

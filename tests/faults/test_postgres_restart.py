@@ -75,7 +75,7 @@ def pg_app(private_pg, tmp_path, live):
 
 
 def test_postgres_restart_while_webhooks_arrive(pg_app, amo, private_pg):
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
 
     services = pg_app.extensions["chatsource.services"]
     with services.session_factory() as session:

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from core import integrations
+from core.inbox.webhooks import TALK_FIELDS
+from core.integrations import settings as integrations
 from core.models import WebhookEvent
-from core.webhook_inbox import TALK_FIELDS
 from sandbox.webhook_format import encode_talk_body
 
 pytestmark = [pytest.mark.timeout(120)]

@@ -13,7 +13,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from core import talk_processing
+from core.inbox import talk_processing
 from core.models import WebhookEvent
 from tests.helpers.apps import api_headers_for
 from tests.helpers.fault_helpers import (
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.redis, pytest.mark.e2e]
 
 
 def _setup(app, amo):
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
 
     services = app.extensions["chatsource.services"]
     with services.session_factory() as session:

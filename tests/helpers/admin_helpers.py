@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-from core.accounts import create_account, ensure_first_account, set_user
+from core.access.accounts import create_account, ensure_first_account, set_user
 
 PASSWORD = "correct horse battery"
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')

@@ -10,10 +10,10 @@ import pytest
 from core.amocrm.client import AmoCrmClient
 from core.amocrm.oauth import TokenSet
 from core.amocrm.tokens import store_new_tokens
-from core.db import Base, create_engine, session_factory, utcnow
 from core.models import Account, Integration
-from core.services import build_services
-from core.settings import Settings
+from core.platform.db import Base, create_engine, session_factory, utcnow
+from core.platform.services import build_services
+from core.platform.settings import Settings
 
 BASE = "https://test.amocrm.ru"
 TOKEN_URL = f"{BASE}/oauth2/access_token"
@@ -37,20 +37,22 @@ def services(tmp_path):
     engine.dispose()
 
 
-def add_integration(services, api_base_url=BASE, amo_account_id=31337, expires_in=3600):
+def add_integration(services, api_base_url=BASE, amo_account_id=31337, expires_in=3600, *, access=ACCESS,
+                    refresh=REFRESH, token_url=TOKEN_URL, client_secret=CLIENT_SECRET):
+    """A connected integration of a new account, its tokens stored as core.amocrm.tokens stores them."""
     with services.session_factory() as s:
         account = Account(name="Acme")
         s.add(account)
         s.flush()
         integration = Integration(
-            account_id=account.id, name="amo", amocrm_url=api_base_url, token_url=TOKEN_URL,
+            account_id=account.id, name="amo", amocrm_url=api_base_url, token_url=token_url,
             api_base_url=api_base_url, amo_account_id=amo_account_id, client_id="client-uuid-1",
-            client_secret_enc=services.secrets.encrypt(CLIENT_SECRET),
+            client_secret_enc=services.secrets.encrypt(client_secret),
             webhook_token_hash="h" * 64, webhook_token_enc=services.secrets.encrypt("hook"),
         )
         s.add(integration)
         s.flush()
-        store_new_tokens(s, integration, TokenSet(ACCESS, REFRESH, utcnow() + timedelta(seconds=expires_in)),
+        store_new_tokens(s, integration, TokenSet(access, refresh, utcnow() + timedelta(seconds=expires_in)),
                          services.secrets)
         s.commit()
         return integration.id

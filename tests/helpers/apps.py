@@ -23,10 +23,13 @@ def dispose(app):
         db.session.remove()
         db.engine.dispose()
     app.extensions["chatsource.services"].session_factory.kw["bind"].dispose()
+    from web import collect_fast
+
+    collect_fast.dispose(app)
 
 
 def api_headers_for(app, account_id, name="test") -> dict:
-    from core.accounts import create_api_token
+    from core.access.accounts import create_api_token
 
     with app.extensions["chatsource.services"].session_factory() as session:
         _, token = create_api_token(session, account_id, name)
@@ -53,7 +56,7 @@ def drain(app, timeout_s: float = 30.0) -> None:
 
 def other_account_headers(app):
     """API headers of a second account, made for the test: what it must never see of the first."""
-    from core.accounts import create_account
+    from core.access.accounts import create_account
 
     with app.extensions["chatsource.services"].session_factory() as session:
         account = create_account(session, "Другой клиент")

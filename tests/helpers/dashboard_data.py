@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from core import catalog, integrations
-from core.db import utcnow
+from core.integrations import settings as integrations
+from core.platform.db import utcnow
+from core.tracking import catalog
 from tests.helpers.report_data import add_event, add_requests_bulk, connect, request_values
 
 MOSCOW = ZoneInfo("Europe/Moscow")

@@ -1,6 +1,7 @@
 """The test databases: created on PostgreSQL, built by the real migrations, emptied between tests."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -21,11 +22,35 @@ def ensure_pg_database(url: str) -> None:
         engine.dispose()
 
 
+def pg_database_exists(url: str) -> bool:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    engine = sa.create_engine(url.replace(f"/{name}", "/postgres", 1).replace("postgresql://", "postgresql+psycopg2://", 1))
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name}))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def side_pg_database(url: str):
+    """A PostgreSQL database beside the run's leased one, for a test that needs a fresh one: created, then
+    dropped however the test ends (the run's own lease drops only its own database)."""
+    from tests.helpers.run_services import drop_pg_database
+
+    ensure_pg_database(url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
 def migrate(url: str, tmp_path) -> None:
     """Build the schema with the real migrations (exercising them), from scratch."""
     import flask_migrate
 
-    from core.db import Base
+    from core.platform.db import Base
     from web import create_app
 
     app = create_app(settings_for(url, tmp_path))
@@ -41,7 +66,7 @@ def migrate(url: str, tmp_path) -> None:
 
 
 def truncate(url: str) -> None:
-    from core.db import Base
+    from core.platform.db import Base
 
     engine = sa.create_engine(url)
     try:

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from core.settings import Settings
+from core.platform.settings import Settings
 from tests.helpers import run_services
 
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"

@@ -13,10 +13,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from bench.harness import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,17 +27,8 @@ class ServiceMissing(RuntimeError):
 
 
 def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}" + (f" (last error: {last!r})" if last else ""))
+    """bench's poll loop (bench may not import tests; tests may import bench), failing the test."""
+    return wait_until(predicate, timeout_s, what, interval_s, error=AssertionError)
 
 
 def _socket_answers(path: Path) -> bool:
@@ -243,8 +235,8 @@ def requests_per_talk(services, integration_id: int) -> dict[int, int]:
 
 def event_statuses(services, integration_id: int) -> dict[int, list[str]]:
     """talk id → statuses of its closed-talk events, oldest first."""
+    from core.inbox.webhooks import is_closed_item
     from core.models import WebhookEvent
-    from core.webhook_inbox import is_closed_item
 
     out: dict[int, list[str]] = {}
     with services.session_factory() as session:

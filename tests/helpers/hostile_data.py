@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from core import catalog
-from core.db import utcnow
+from core.platform.db import utcnow
+from core.tracking import catalog
 from tests.helpers.report_data import add_event, add_request, seed_catalog
 
 # Each sets a flag when it runs, so a browser test can tell "shown as text" from "executed".

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from core import catalog, integrations
-from core.db import utcnow
+from core.integrations import settings as integrations
 from core.models import ChatRequest, Site, WebhookEvent
+from core.platform.db import utcnow
+from core.tracking import catalog
 
 
 @dataclass

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from core.messages import render
 from core.models import WebhookEvent
+from core.platform.messages import render
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, events_of, post, requests_of
 from web.messages import translations_for
 
 pytestmark = pytest.mark.e2e
 
-EMAIL_REASON = "канал E-mail не передаётся: включите его в настройках интеграции"
+EMAIL_REASON = "канал Электронная почта не передаётся: включите его в настройках интеграции"
 
 
 def close_chat(amo, origin="telegram", lead=None, contact=None):

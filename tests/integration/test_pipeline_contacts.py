@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core.accounts import create_account
+from core.access.accounts import create_account
 from tests.helpers.apps import api_headers_for, drain
 from tests.helpers.pipeline_helpers import connected_integration, post, requests_of
 

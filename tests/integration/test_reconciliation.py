@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from core import reconciliation
-from core.db import utcnow
+from core.inbox import reconciliation
+from core.inbox.reconciliation import OVERLAP_SECONDS
 from core.models import Integration
-from core.reconciliation import OVERLAP_SECONDS
+from core.platform.db import utcnow
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, events_of, requests_of
 

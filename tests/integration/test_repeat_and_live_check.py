@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from core import live_check
+from core.integrations import live_check
 from core.models import Integration, LiveCheck
 from tests.helpers.admin_helpers import csrf_from, signed_in, text
 from tests.helpers.apps import drain

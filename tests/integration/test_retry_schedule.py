@@ -6,7 +6,7 @@ from __future__ import annotations
 import dramatiq
 import sqlalchemy as sa
 
-from core import talk_processing
+from core.inbox import talk_processing
 from core.models import WebhookEvent
 from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.apps import drain
@@ -61,8 +61,8 @@ def test_a_claim_that_keeps_dying_with_its_worker_stops_at_max_attempts(services
     still stops it: a stale claim out of attempts is failed, one with attempts left goes back."""
     from datetime import timedelta
 
-    from core.db import utcnow
-    from core.integrations import create_integration
+    from core.integrations.settings import create_integration
+    from core.platform.db import utcnow
 
     long_ago = utcnow() - timedelta(hours=1)
     with services.session_factory() as session:
@@ -88,7 +88,7 @@ def test_a_backfill_waiting_for_a_running_reconciliation_is_retried_by_dramatiq(
     (delayed 15 s, counted in the message)."""
     import time
 
-    from core.db import utcnow
+    from core.platform.db import utcnow
 
     setup = connected_integration(client, api, amo)
     broker = app.extensions["chatsource.broker"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.accounts import authenticate_api_token, check_password
+from core.access.accounts import authenticate_api_token, check_password
 from core.models import Account, User
 
 

@@ -10,8 +10,8 @@ import re
 import pytest
 from cryptography.fernet import Fernet
 
-from core.accounts import ensure_first_account
-from core.db import utcnow
+from core.access.accounts import ensure_first_account
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import signed_in
 from tests.helpers.apps import dispose, make_app
 from tests.helpers.report_data import add_event, add_request, seed_catalog

@@ -9,8 +9,8 @@ import stat
 import pytest
 from cryptography.fernet import Fernet
 
-from core.redis_connect import ssl_options
-from core.settings import ConfigError, Settings
+from core.platform.redis_connect import ssl_options
+from core.platform.settings import ConfigError, Settings
 
 PRODUCTION = {
     "PUBLIC_URL": "https://chats.example.com", "SECRET_KEY": "s" * 40,
@@ -49,7 +49,7 @@ def test_deeply_nested_json_on_collect_is_a_400_and_stores_nothing(client, api, 
 
 
 def test_deeply_nested_rules_from_the_admin_form_are_a_form_error():
-    from core.conditions import ConditionError, validate_conditions
+    from core.tracking.conditions import ConditionError, validate_conditions
 
     with pytest.raises(ConditionError, match="nested too deeply"):
         validate_conditions("[" * 100_000 + "]" * 100_000)
@@ -126,7 +126,7 @@ def _cert_reqs(client):
 
 def test_the_broker_and_clients_verify_rediss_unless_told(monkeypatch):
     """workers/broker.py asked for ssl_cert_reqs=None on every rediss:// url."""
-    from core.redis_connect import redis_client
+    from core.platform.redis_connect import redis_client
     from workers.broker import make_broker
 
     monkeypatch.delenv("REDIS_SSL_CERT_REQS", raising=False)

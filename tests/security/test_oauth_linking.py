@@ -162,7 +162,7 @@ def test_a_code_older_than_20_minutes_is_not_exchanged(app, amo, client, api, ac
 
 
 def test_the_confirmation_token_never_reaches_the_logs():
-    from core.log_redaction import redact as _redact
+    from core.platform.log_redaction import redact as _redact
 
     assert _redact('"GET /oauth/amocrm/confirm/SECRET-TOKEN HTTP/1.1" 200') == '"GET /oauth/amocrm/confirm/*** HTTP/1.1" 200'
     assert _redact("GET /login?next=%2Foauth%2Famocrm%2Fconfirm%2FSECRET-TOKEN") == "GET /login?next=%2Foauth%2Famocrm%2Fconfirm%2F***"

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from core.models import VisitorSession
-from core.visitor_sessions import hash_ip
+from core.tracking.sessions import hash_ip
 from tests.helpers.apps import api_headers_for, dispose, make_app
 from web.proxy import TrustedProxyFix, parse_trusted
 
@@ -18,7 +18,7 @@ SITE_ORIGIN = "https://shop.example.ru"
 
 def _hit_from(app, peer: str, forwarded_for: str) -> str:
     """One page view from `peer` claiming `forwarded_for`; returns the stored ip hash."""
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
 
     services = app.extensions["chatsource.services"]
     with services.session_factory() as session:
@@ -79,7 +79,7 @@ def test_gunicorn_trusts_no_proxy_by_default(monkeypatch):
 
 
 def test_a_bad_forwarded_allow_ips_entry_is_named(tmp_path):
-    from core.settings import ConfigError, Settings
+    from core.platform.settings import ConfigError, Settings
 
     with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS: 'proxy.local'"):
         Settings.from_env({"APP_ENV": "development", "INSTANCE_DIR": str(tmp_path), "FORWARDED_ALLOW_IPS": "proxy.local"})

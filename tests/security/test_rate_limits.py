@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.models import VisitorSession
-from core.ratelimit import LocalQuotas, Quota, QuotaExceeded, RedisQuotas
+from core.platform.ratelimit import LocalQuotas, Quota, QuotaExceeded, RedisQuotas
 from tests.helpers.apps import dispose, make_app
 from tests.helpers.environment import REDIS_URL, redis_params, unavailable
 
@@ -49,8 +49,8 @@ def limited(db_url, tmp_path, redis_mode):
 
 
 def make_site(app, domain="shop.example.ru"):
-    from core.accounts import ensure_first_account
-    from core.catalog import create_site
+    from core.access.accounts import ensure_first_account
+    from core.tracking.catalog import create_site
 
     with app.extensions["chatsource.services"].session_factory() as session:
         site = create_site(session, ensure_first_account(session).id, "Магазин", domain)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from core.conditions import REGEX_INPUT_LIMIT, ConditionError, _compiled, matches, validate_conditions
+from core.tracking.conditions import REGEX_INPUT_LIMIT, ConditionError, _compiled, matches, validate_conditions
 from tests.helpers.admin_helpers import post_form, signed_in, text
 from tests.helpers.tracking_http import send
 

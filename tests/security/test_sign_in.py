@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from core.login import FREE_FAILURES, authenticate
+from core.access.login import FREE_FAILURES, authenticate
 from core.models import User
 from tests.helpers.admin_helpers import PASSWORD, csrf_from, login, make_user, text
 from tests.helpers.apps import dispose, make_app

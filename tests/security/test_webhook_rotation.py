@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from core.integrations import create_integration
+from core.integrations.settings import create_integration
 from tests.helpers.admin_helpers import csrf_from, login, make_user, text
 from tests.helpers.apps import drain
 from tests.helpers.pipeline_helpers import connected_integration, requests_of
@@ -82,7 +82,7 @@ def test_a_not_connected_integration_just_gets_a_new_url(client, api, services, 
 
 
 def test_another_account_cannot_rotate(app, client, api, services):
-    from core.accounts import create_account
+    from core.access.accounts import create_account
 
     with services.session_factory() as session:
         other = create_account(session, "Чужой")
@@ -132,7 +132,7 @@ def test_the_token_is_redacted_in_gunicorns_error_log_and_access_log(slash):
 
     from gunicorn.config import Config
 
-    from core.settings import PROJECT_ROOT
+    from core.platform.settings import PROJECT_ROOT
 
     token = "tok-SECRET-value"
     path = f"/webhooks/amocrm/{token}{slash}"

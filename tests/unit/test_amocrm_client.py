@@ -34,12 +34,19 @@ class RecordingLimiter:
     def __init__(self, inner=None):
         self.inner = inner
         self.acquired = []
+        self.answered_grants = []
         self.penalties = []
 
     def acquire(self, key, deadline_s=60):
         self.acquired.append(key)
         if self.inner is not None:
-            self.inner.acquire(key, deadline_s)
+            return self.inner.acquire(key, deadline_s)
+        return None
+
+    def answered(self, grant):
+        self.answered_grants.append(grant)
+        if self.inner is not None:
+            self.inner.answered(grant)
 
     def penalise(self, key, seconds):
         self.penalties.append((key, seconds))
@@ -299,6 +306,22 @@ def test_network_errors_are_transient(client, exc):
         rsps.add(responses.GET, f"{BASE}/api/v4/account", body=exc)
         with pytest.raises(AmoTransient):
             client.get_account()
+
+
+@pytest.mark.parametrize("exc", [None, requests.ReadTimeout("slow"), requests.ConnectionError("reset")])
+def test_every_call_re_stamps_its_rate_limit_slot_when_it_ends(services, client, exc):
+    # amoCRM counts a call on arrival, which may be long after our grant: its slot counts from the end of
+    # the call, answered or not (a timed-out call may well have arrived). core.platform.ratelimit.
+    services.limiter = RecordingLimiter(services.limiter)
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.GET, f"{BASE}/api/v4/account", **({"json": {}} if exc is None else {"body": exc}))
+        if exc is None:
+            client.get_account()
+        else:
+            with pytest.raises(AmoTransient):
+                client.get_account()
+    [grant] = services.limiter.answered_grants
+    assert grant.key == "amo:test.amocrm.ru"
 
 
 def test_timeout_is_passed(services, client):

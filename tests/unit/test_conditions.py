@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from core.conditions import (
+from core.tracking.conditions import (
     CONDITION_PARAMS,
     MAX_CONDITIONS_PER_GROUP,
     MAX_GROUPS,
@@ -216,7 +216,7 @@ def test_stored_rules_that_are_broken_do_not_match_and_do_not_raise():
 def test_a_regex_mistake_is_named_by_our_own_message(pattern, problem):
     """The admin names the mistake in its own words (issue 15 item 9), not RE2's English «missing ): (abc»;
     the API keeps RE2's words in `message`."""
-    from core.messages import render
+    from core.platform.messages import render
     from web.messages import translations_for
 
     err = _error([[cond("utm_source", "regex", pattern)]])

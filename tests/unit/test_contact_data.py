@@ -1,7 +1,7 @@
 """What a request shows of its contact: the name, the first phone in E.164 and the first email."""
 import pytest
 
-from core.contact_data import (
+from core.amocrm.contact_data import (
     contact_email,
     contact_name,
     contact_phone,
@@ -81,13 +81,13 @@ def test_the_phone_as_amocrm_held_it_is_kept():
     ("abc", None), ("12 34", None),
 ])
 def test_session_ids_as_live_accounts_hold_them(raw, expected):
-    from core.attribution import parse_session_id
+    from core.inbox.attribution import parse_session_id
 
     assert parse_session_id(raw) == expected
 
 
 def test_null_and_undefined_are_empty_not_a_bad_number():
-    from core.attribution import clean_session_value
+    from core.inbox.attribution import clean_session_value
 
     assert [clean_session_value(v) for v in ("null", "undefined", " ", "%20")] == [None, None, None, None]
     assert clean_session_value(" abc ") == "abc"

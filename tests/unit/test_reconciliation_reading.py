@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import responses
 
-from core.reconciliation import item_from_talk, talk_id_of, talk_is_closed
-from core.settings import ConfigError, Settings
+from core.inbox.reconciliation import item_from_talk, talk_id_of, talk_is_closed
+from core.platform.settings import ConfigError, Settings
 from tests.helpers.amocrm_mock import BASE, client, services  # noqa: F401 - fixtures
 
 
@@ -74,7 +74,7 @@ def test_reconcile_interval_setting(tmp_path):
 
 
 def test_a_talk_amocrm_refuses_is_skipped_not_retried_forever(services, client, caplog):  # noqa: F811
-    from core import reconciliation
+    from core.inbox import reconciliation
     from core.models import ChatRequest, WebhookEvent
 
     closed = {"talk_id": 2, "created_at": 1, "updated_at": 2, "contact_id": 7, "chat_id": "c", "is_in_work": False,

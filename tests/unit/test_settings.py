@@ -2,7 +2,7 @@
 import pytest
 from cryptography.fernet import Fernet
 
-from core.settings import ConfigError, Settings
+from core.platform.settings import ConfigError, Settings
 
 
 def test_local_run_needs_nothing_and_keeps_its_generated_secrets(tmp_path):

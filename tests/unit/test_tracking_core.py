@@ -1,4 +1,4 @@
-"""The tracking endpoint's decisions (core.tracking): which session a page view continues, when a new
+"""The tracking endpoint's decisions (core.tracking.collect): which session a page view continues, when a new
 one starts, what is stored about the visitor, and which pages may send hits."""
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from core.db import Base, create_engine, session_factory
+from core.integrations.site_script import render_site_script, site_script
 from core.models import Account, Campaign, Site, Source, VisitorSession
-from core.site_script import render_site_script, site_script
-from core.tracking import (
+from core.platform.db import Base, create_engine, session_factory
+from core.tracking.collect import (
     IDLE_TIMEOUT,
     Hit,
     TrackingInputError,
@@ -257,7 +257,7 @@ def test_site_script_for_a_lead_or_a_contact_field():
 
 
 def test_two_tabs_each_continue_the_session_they_name(db, site):
-    """The one-statement continue (core.tracking.continue_session) prefers the named live session,
+    """The one-statement continue (core.tracking.collect.continue_session) prefers the named live session,
     else the visitor's latest live one, and never an idle one."""
     first = hit(db, site)
     # The same visitor arrives again from another campaign in a second tab: a second live session.

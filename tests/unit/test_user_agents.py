@@ -1,10 +1,10 @@
-"""Robots and browsers by their user agent (core.user_agents: crawlerdetect's list, ua-parser's rules):
+"""Robots and browsers by their user agent (core.tracking.user_agents: crawlerdetect's list, ua-parser's rules):
 what the tracking must drop, and the device and browser family the reports show."""
 from __future__ import annotations
 
 import pytest
 
-from core.user_agents import is_bot, parse_user_agent
+from core.tracking.user_agents import is_bot, parse_user_agent
 
 BOTS = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",

@@ -7,17 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from core.db import Base, create_engine, session_factory
 from core.models import Account, Campaign, Site, Source, VisitorSession
-from core.visitor_sessions import (
-    SiteNotFound,
-    classify_traffic,
-    create_session,
-    is_bot,
-    parse_user_agent,
-    session_params,
-    to_dict,
-)
+from core.platform.db import Base, create_engine, session_factory
+from core.tracking.classification import classify_traffic
+from core.tracking.sessions import SiteNotFound, create_session, session_params, to_dict
+from core.tracking.user_agents import is_bot, parse_user_agent
 
 SALT = "test-salt"
 CHROME = (

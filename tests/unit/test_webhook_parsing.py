@@ -3,7 +3,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from core.webhook_inbox import MalformedWebhook, dedupe_key, parse_webhook
+from core.inbox.webhooks import MalformedWebhook, dedupe_key, parse_webhook
 from sandbox.webhook_format import encode_talk_body
 
 ACCOUNT = {"id": 123, "subdomain": "sub", "_links": {"self": "https://sub.amocrm.ru"}}

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from core.db import utcnow
-from core.login import FREE_FAILURES, lock_seconds
+from core.access.login import FREE_FAILURES, lock_seconds
 from core.models import Site, User
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import PASSWORD, csrf_from, login, make_user, post_form, signed_in, text
 
 

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from core import integrations, worker_health
-from core.db import utcnow
+from core.inbox import worker_health
+from core.integrations import settings as integrations
 from core.models import Integration, ReplayRun, WebhookEvent
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import csrf_from, signed_in, text
 from tests.helpers.report_data import add_event, add_request, connect, seed_catalog
 

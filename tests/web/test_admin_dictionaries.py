@@ -8,8 +8,8 @@ import re
 
 import sqlalchemy as sa
 
-from core import catalog
 from core.models import Campaign, Site, Source, WebhookEvent
+from core.tracking import catalog
 from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
 
 
@@ -81,7 +81,7 @@ def test_editing_a_source_goes_through_the_same_checks(app):
 def test_campaigns_belong_to_a_site_of_the_account_and_list_in_priority_order(app):
     client = signed_in(app)
     with app.extensions["chatsource.services"].session_factory() as session:
-        from core.accounts import create_account
+        from core.access.accounts import create_account
 
         other_site = catalog.create_site(session, create_account(session, "Чужой").id, "Чужой", "other.example").id
         session.commit()
@@ -101,7 +101,7 @@ def test_campaigns_belong_to_a_site_of_the_account_and_list_in_priority_order(ap
 
 
 def _seed_other_account(app):
-    from core.accounts import create_account
+    from core.access.accounts import create_account
 
     services = app.extensions["chatsource.services"]
     with services.session_factory() as session:
@@ -109,7 +109,7 @@ def _seed_other_account(app):
         site = catalog.create_site(session, account.id, "Сайт А", "a.example")
         source = catalog.create_source(session, account.id, "Источник А")
         campaign = catalog.create_campaign(session, account.id, "РК А", site.id)
-        from core import integrations
+        from core.integrations import settings as integrations
 
         integration = integrations.create_integration(session, services, account.id, {"name": "amoCRM А"})
         event = WebhookEvent(account_id=account.id, integration_id=integration.id, dedupe_key="x", action="update", talk_id=1,

@@ -9,7 +9,7 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from core.settings import PROJECT_ROOT
+from core.platform.settings import PROJECT_ROOT
 
 TRANSLATIONS = PROJECT_ROOT / "web" / "translations"
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
@@ -80,7 +80,7 @@ def test_the_spec_wording_is_the_russian_ui_wording():
 
 
 def test_core_messages_reach_the_admin_in_russian(app):
-    from core.integrations import ActivationBlocked, activation_problems
+    from core.integrations.settings import ActivationBlocked, activation_problems
     from core.models import Integration
     from web.admin.messages import translate
 
@@ -91,7 +91,7 @@ def test_core_messages_reach_the_admin_in_russian(app):
                 assert translate(message) != message and not re.search(r"\b(the|choose|connect)\b", translate(message)), message
         assert translate(ActivationBlocked(["x"]).message.split(": ")[-1]) == "x"  # unknown text passes through unchanged
         # A regex mistake is named in our words, not in RE2's English («missing ): (abc»).
-        from core.conditions import ConditionError, validate_conditions
+        from core.tracking.conditions import ConditionError, validate_conditions
 
         with pytest.raises(ConditionError) as info:
             validate_conditions([[{"param": "utm_source", "op": "eq", "value": "x"}],

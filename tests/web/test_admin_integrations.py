@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from core import catalog
 from core.models import Integration, WebhookEvent
+from core.tracking import catalog
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 from tests.helpers.admin_helpers import csrf_from, post_form, signed_in, text
 from tests.helpers.apps import drain
@@ -346,7 +346,7 @@ def test_events_screen_filters_and_replays(admin, app, amo, dictionaries, accoun
 
 @pytest.mark.parametrize("state", ["switched_off", "needs_reauth"])
 def test_replaying_chosen_events_follows_the_replay_by_filter_rule(admin, app, amo, account_id, state):
-    """One replay rule (core.maintenance.replay_by_filter): an event of a switched-off integration, or of
+    """One replay rule (core.inbox.replay.replay_by_filter): an event of a switched-off integration, or of
     one waiting for reconnection, is left as it was — its status and error kept — and the page says
     why, instead of being queued only to be ignored or parked again."""
     row = connected(admin, amo)
@@ -390,7 +390,7 @@ def test_which_channels_to_pass_is_a_checkbox_list_saved_with_the_settings(admin
     assert {"site_chat", "telegram", "whatsapp", "instagram", "email", "sms"} <= set(offered)
     ticked = set(re.findall(r'name="channel_on" value="([a-z0-9_]+)" checked', page))
     assert ticked == set(offered) - {"email"}  # e-mail is off by default, every other channel on
-    assert re.search(r'for="channel_email">E-mail<', page) and re.search(r'for="channel_site_chat">Онлайн-чат на сайте<', page)
+    assert re.search(r'for="channel_email">Электронная почта<', page) and re.search(r'for="channel_site_chat">Онлайн-чат на сайте<', page)
 
     response = save(admin, row, channel_offered=offered, channel_on=[c for c in offered if c != "telegram"])
     assert response.status_code == 302

@@ -3,12 +3,14 @@ backfill form («Загрузить пропущенные беседы за п�
 reconciliation that «register the webhook again» starts."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dramatiq
 import pytest
 
-from core.db import utcnow
+from core.platform.db import utcnow
+from core.platform.time_zones import account_time_zone
 from tests.helpers.admin_helpers import post_form, signed_in, text
 from tests.helpers.apps import drain
 from tests.helpers.integration_screen import connected, setup_url
@@ -52,7 +54,10 @@ def test_the_block_shows_the_last_reconciliation_and_a_backfill_runs_from_the_fo
     assert "в последний раз 2, всего 5" in page and "ещё не было" not in page
     assert 'data-testid="reconcile-unreadable" class="text-warning">1<' in page
 
-    today = utcnow().date().isoformat()
+    # The form's days are the account's (Moscow's): at 21:00–24:00 UTC the UTC date is yesterday there.
+    with services.session_factory() as session:
+        zone = ZoneInfo(account_time_zone(session, row.account_id))
+    today = datetime.now(zone).date().isoformat()
     refused = post_form(admin, f"/admin/integrations/{row.id}/backfill", {"date_from": today}, page_url=setup_url(row))
     assert refused.status_code == 422 and "Сначала включите интеграцию" in text(refused)
     switched_on(app, row.id)

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.db import utcnow
 from core.models import Integration
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.report_data import add_request, connect, seed_catalog
 
@@ -26,7 +26,7 @@ def report(app, services, account_id):
     names, phones and e-mails, over twenty days; one referrer that a spreadsheet would run."""
     with services.session_factory() as session:
         cat = seed_catalog(session, services, account_id)
-        from core import integrations
+        from core.integrations import settings as integrations
 
         other = integrations.create_integration(session, services, account_id, {"name": "Второй amoCRM"})
         connect(other, services, "https://second.amocrm.ru")

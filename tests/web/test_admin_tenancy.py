@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from core import catalog, integrations
-from core.accounts import create_account
+from core.access.accounts import create_account
+from core.integrations import settings as integrations
 from core.models import WebhookEvent
+from core.tracking import catalog
 from tests.helpers.admin_helpers import csrf_from, signed_in, text
 
 # Values only the other account has: none of them may appear on a page of ours.

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.db import utcnow
 from core.models import Integration
+from core.platform.db import utcnow
 from tests.helpers.apps import other_account_headers
 from tests.helpers.report_data import add_event, add_request, seed_catalog
 
@@ -225,8 +225,8 @@ def test_unknown_api_urls_and_methods_answer_json(client, api):
 
 def test_reasons_are_said_in_the_requested_language_with_their_codes(client, api, services, account_id):
     """Reasons are stored as code + params; the API says them in `lang` (Russian by default)."""
-    from core import attribution_reasons as reasons
-    from core import event_reasons
+    from core.inbox import attribution_reasons as reasons
+    from core.inbox import event_reasons
     from core.models import stored_message
 
     with services.session_factory() as session:

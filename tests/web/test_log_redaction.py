@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core.settings import PROJECT_ROOT, Settings
+from core.platform.settings import PROJECT_ROOT, Settings
 from tests.helpers import http as loopback  # loopback only: never through a proxy
 
 LISTENING = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+)")
@@ -28,10 +28,10 @@ def _env(tmp_path) -> dict:
 
 def _webhook_token(env) -> str:
     """An integration made on the same database and secrets the server uses; its webhook url's token."""
-    from core import integrations
-    from core.accounts import ensure_first_account
-    from core.db import create_engine, session_factory
-    from core.services import build_services
+    from core.access.accounts import ensure_first_account
+    from core.integrations import settings as integrations
+    from core.platform.db import create_engine, session_factory
+    from core.platform.services import build_services
 
     settings = Settings.from_env(env)
     engine = create_engine(settings.database_url)

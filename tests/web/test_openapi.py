@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from core.db import utcnow
 from core.models import Integration
+from core.platform.db import utcnow
 from tests.helpers.pipeline_helpers import connected_integration
 from tests.helpers.report_data import add_event, add_request, seed_catalog
 from web.api.openapi import document_path

@@ -6,7 +6,7 @@ from core.models import Integration, WebhookEvent
 
 
 def _failed_event(services, account_id) -> tuple[int, int]:
-    from core.integrations import create_integration
+    from core.integrations.settings import create_integration
 
     with services.session_factory() as session:
         integration = create_integration(session, services, account_id, {"name": "Выключена"})  # not active yet

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from core import integrations
+from core.integrations import settings as integrations
 from core.models import WebhookEvent
 from sandbox.webhook_format import encode_talk_body
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core import integrations
 from core.amocrm.client import AmoCrmClient
+from core.integrations import settings as integrations
 from core.models import Integration, WebhookEvent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "amocrm_webhooks"

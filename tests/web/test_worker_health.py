@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from core import worker_health
-from core.db import utcnow
+from core.inbox import worker_health
+from core.platform.db import utcnow
 from tests.helpers.admin_helpers import signed_in, text
 from tests.helpers.apps import api_headers_for, dispose, make_app
 from tests.helpers.report_data import add_event, seed_catalog
@@ -35,7 +35,7 @@ def _waiting_event(app, account_id, seconds_ago: int):
 
 
 def _account(app) -> int:
-    from core.accounts import ensure_first_account
+    from core.access.accounts import ensure_first_account
 
     with app.extensions["chatsource.services"].session_factory() as session:
         account = ensure_first_account(session)
@@ -122,7 +122,7 @@ def test_the_embedded_worker_counts_as_a_worker(db_url, tmp_path):
 
 def test_the_openapi_document_knows_every_warning_code():
     """The dashboard API answers with this alarm; its schema's enum must allow it."""
-    from core.dashboard import MESSAGES
+    from core.reporting.dashboard import MESSAGES
     from web.api.openapi import SCHEMAS
 
     assert set(SCHEMAS["Warning"]["properties"]["code"]["enum"]) == set(MESSAGES)

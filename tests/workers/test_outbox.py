@@ -11,7 +11,7 @@ from pathlib import Path
 import dramatiq
 import pytest
 
-from core.settings import PROJECT_ROOT
+from core.platform.settings import PROJECT_ROOT
 from workers import outbox
 from workers.broker import OutboxMiddleware, make_broker
 

@@ -1,5 +1,5 @@
 """The account's dictionaries: sites (with the tracking code to install), sources and ad campaigns
-(with their condition groups and priority). Saving goes through `core.catalog`, like the Data API."""
+(with their condition groups and priority). Saving goes through `core.tracking.catalog`, like the Data API."""
 from __future__ import annotations
 
 import logging
@@ -12,9 +12,9 @@ from markupsafe import Markup
 from wtforms import IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
-from core import catalog
-from core.catalog import NotFound, ValidationFailed
 from core.models import Campaign, Site, Source
+from core.platform.errors import NotFound, ValidationFailed
+from core.tracking import catalog
 from web.admin.fields import ConditionsField
 from web.admin.messages import translate
 from web.admin.security import AccountScopedModelView, AdminSecureForm, current_account_id
@@ -32,8 +32,8 @@ def copy_block(text: str, rows: int = 4, testid: str = "") -> Markup:
 
 
 def tracking_snippet(site: Site) -> str:
-    """The main tracking code of a site, as `core.tracking` writes it for this server's address."""
-    from core.tracking import tracking_snippet as make
+    """The main tracking code of a site, as `core.tracking.collect` writes it for this server's address."""
+    from core.tracking.collect import tracking_snippet as make
 
     return make(current_app.extensions["chatsource.settings"].public_url, site, get_translations())
 
@@ -85,7 +85,7 @@ class SiteForm(AdminSecureForm):
 
 
 def _last_page_view(view, context, model, name):
-    from core.tracking_refusals import last_page_views
+    from core.tracking.refusals import last_page_views
 
     seen = last_page_views(db.session, [model.id]).get(model.id)
     if seen is None:

@@ -1,7 +1,7 @@
 """The admin's first page: the dashboard — where chats come from, day by day, and whether every
 integration is healthy.
 
-Everything it shows comes from `core.dashboard.build_dashboard` (the same dict as
+Everything it shows comes from `core.reporting.dashboard.build_dashboard` (the same dict as
 `GET /api/v1/dashboard`); this module picks the range (7 / 30 / 90 days or any dates), puts colours
 on the series, links every warning to the screen that fixes it and every series to the Raw data
 report filtered by it, and hands the charts their data as JSON (drawn by Chart.js, served from our
@@ -24,13 +24,14 @@ from flask import Flask, current_app, request, url_for
 from flask_admin import AdminIndexView, expose
 from flask_babel import gettext as _
 
-from core import dashboard, event_status, worker_health
-from core.catalog import ValidationFailed
-from core.db import utcnow
-from core.event_status import EventStatus
+from core.inbox import event_status, worker_health
+from core.inbox.event_status import EventStatus
 from core.models import Integration
-from core.reports import ATTRIBUTIONS, DEFAULT_TZ, get_zone
-from core.text import N_
+from core.platform.db import utcnow
+from core.platform.errors import ValidationFailed
+from core.platform.text import N_
+from core.reporting import dashboard
+from core.reporting.report import ATTRIBUTIONS, DEFAULT_TZ, get_zone
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 from web.i18n import current_locale
@@ -72,7 +73,7 @@ def zone_name() -> str:
     from flask import g, has_request_context
     from flask_login import current_user
 
-    from core.time_zones import account_time_zone
+    from core.platform.time_zones import account_time_zone
 
     if not has_request_context() or not getattr(current_user, "is_authenticated", False):
         return DEFAULT_TZ
@@ -223,10 +224,8 @@ def install(app: Flask) -> None:
 def _range_problem(exc: ValidationFailed) -> str:
     if exc.field == "days":
         return _("Choose 7, 30 or 90 days, or enter the dates.")
-    if "after" in exc.message:
-        return _("The start date is after the end date.")
-    if "longer than" in exc.message:
-        return _("The period is longer than %(days)s days; choose a shorter one.", days=dashboard.MAX_RANGE_DAYS)
+    if exc.said is not None:
+        return say(exc.said)
     if exc.field == "integration_id":
         return _("Choose the integration from the list.")
     return _("Enter the dates as 2026-11-24.")

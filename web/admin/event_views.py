@@ -7,18 +7,19 @@ import json
 from flask import flash, g, has_request_context
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_babel import get_translations, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 
-from core import maintenance
-from core.event_status import EventStatus
-from core.messengers import messenger_name
+from core.amocrm.messengers import messenger_name
+from core.inbox import replay
+from core.inbox.event_status import EventStatus
 from core.models import Campaign, Integration, Site, VisitorSession, WebhookEvent
-from core.reports import EVENT_STATUSES
-from core.text import N_
+from core.platform.text import N_
+from core.reporting.report import EVENT_STATUSES
+from web.admin.date_filters import day_filters
 from web.admin.security import AccountScopedModelView, current_account_id
 from web.extensions import db
 from web.messages import say
@@ -65,7 +66,7 @@ def _status(view, context, model, name):
 
 def _origin(view, context, model, name):
     origin = (model.item or {}).get("origin") if isinstance(model, WebhookEvent) else model.origin
-    return messenger_name(origin) if origin else "—"
+    return messenger_name(origin, get_translations()) if origin else "—"
 
 
 # What amoCRM's talk[...] key says happened, in words.
@@ -144,6 +145,7 @@ class WebhookEventView(ReadOnlyView):
     column_filters = [
         StatusFilter(WebhookEvent.status, _l("Status")),
         IntegrationFilter(WebhookEvent.integration_id, _l("Integration")),
+        *day_filters(WebhookEvent.received_at, _l("Received")),
     ]
     column_labels = {
         "id": "ID", "received_at": _l("Received"), "integration_id": _l("Integration"), "talk_id": _l("Talk"),
@@ -161,7 +163,7 @@ class WebhookEventView(ReadOnlyView):
         except ValueError:
             flash(_("Nothing to replay."), "error")
             return
-        result = maintenance.replay_by_filter(db.session, current_account_id(), event_ids=event_ids)
+        result = replay.replay_by_filter(db.session, current_account_id(), event_ids=event_ids)
         db.session.commit()
         outbox.enqueue_talk_events(result.to_enqueue)
         if result.queued:
@@ -216,6 +218,7 @@ class VisitorSessionView(ReadOnlyView):
         CampaignFilter(VisitorSession.campaign_id, _l("Ad campaign")),
         FilterEqual(VisitorSession.channel, _l("Channel")),
         FilterEqual(VisitorSession.utm_source, "utm_source"),
+        *day_filters(VisitorSession.started_at, _l("Started")),
     ]
     column_labels = {
         "id": _l("Session ID"), "started_at": _l("Started"), "last_activity_at": _l("Last activity"), "site_id": _l("Site"),

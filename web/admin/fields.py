@@ -8,8 +8,8 @@ from markupsafe import Markup, escape
 from wtforms import Field
 from wtforms.validators import ValidationError
 
-from core.conditions import CONDITION_OPS, CONDITION_PARAMS, ConditionError, validate_conditions
-from core.text import N_
+from core.platform.text import N_
+from core.tracking.conditions import CONDITION_OPS, CONDITION_PARAMS, ConditionError, validate_conditions
 from web.admin.messages import translate
 
 PARAM_LABELS = {
@@ -66,7 +66,7 @@ class ConditionsWidget:
 
 class ConditionsField(Field):
     """Condition groups (OR) of conditions (AND), edited as a table by `admin.js` and posted as JSON;
-    checked by `core.conditions.validate_conditions`, so a bad regex is a form error."""
+    checked by `core.tracking.conditions.validate_conditions`, so a bad regex is a form error."""
 
     widget = ConditionsWidget()
 

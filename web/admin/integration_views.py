@@ -13,7 +13,6 @@ fields into their arguments and their errors into messages.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timezone
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, jsonify, redirect, request, session, url_for
@@ -23,17 +22,20 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from core import integrations, live_check, reconciliation, reports
 from core.amocrm.errors import AmoCrmError, ReauthRequired
-from core.catalog import NotFound, ValidationFailed
-from core.crypto import new_token
-from core.diagnostics import check_integration
-from core.integration_removal import delete_integration, is_draft
-from core.messages import N_, Message
-from core.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
-from core.models import Campaign, ChatRequest, Integration, Site, Source
-from core.oauth_connect import ConnectError, check_connectable, disconnect, register_webhook, start_connect
-from core.webhook_rotation import rotate_webhook
+from core.amocrm.messengers import KNOWN_MESSENGERS, channel_for_origin, channel_label, messenger_name
+from core.inbox import reconciliation
+from core.integrations import live_check
+from core.integrations import settings as integrations
+from core.integrations.connect import ConnectError, check_connectable, disconnect, register_webhook, start_connect
+from core.integrations.diagnostics import check_integration, requests_today
+from core.integrations.removal import delete_integration, is_draft
+from core.integrations.webhook_rotation import rotate_webhook
+from core.models import Campaign, Integration, Site, Source
+from core.platform.crypto import new_token
+from core.platform.errors import NotFound, ValidationFailed
+from core.platform.messages import N_, Message
+from core.reporting import report as reports
 from web.admin.dashboard_views import format_moment
 from web.admin.messages import connect_error, connect_error_fields, translate
 from web.admin.security import AdminAccess, current_account_id
@@ -80,23 +82,24 @@ def _int_or_none(value):
         return None
 
 
-# What `activation_problems` asks for (by its English start) → the field to mark and where it is.
-_ACTIVATION_TARGETS = (
-    ("connect the amoCRM account", None, "step-1"),
-    ("reconnect the amoCRM account", None, "step-1"),
-    ("choose the session custom field", "session_field", "step-3"),
-    ("choose the default ad campaign", "default_campaign_id", "step-4"),
-    ("choose the default source", "default_source_id", "step-4"),
-    ("choose the default site", "default_site_id", "step-4"),
-)
+# What `activation_problems` asks for (by its code) → the field to mark and its step.
+_ACTIVATION_TARGETS = {
+    integrations.CONNECT_FIRST.code: (None, "step-1"),
+    integrations.RECONNECT.code: (None, "step-1"),
+    integrations.CHOOSE_SESSION_FIELD.code: ("session_field", "step-3"),
+    integrations.CHOOSE_DEFAULT_CAMPAIGN.code: ("default_campaign_id", "step-4"),
+    integrations.CHOOSE_DEFAULT_SOURCE.code: ("default_source_id", "step-4"),
+    integrations.CHOOSE_DEFAULT_SITE.code: ("default_site_id", "step-4"),
+}
 
 
-def _activation_target(missing: str) -> dict:
-    for start, field, step in _ACTIVATION_TARGETS:
-        if missing.startswith(start):
-            # The session field's list exists only once connected: its step is always there.
-            return {"field": field, "anchor": field if field and field != "session_field" else step, "step": step}
-    return {"field": None, "anchor": "step-6", "step": "step-6"}
+def _activation_target(missing) -> dict:
+    target = _ACTIVATION_TARGETS.get(getattr(missing, "code", None))
+    if target is None:
+        return {"field": None, "anchor": "step-6", "step": "step-6"}
+    field, step = target
+    # The session field's list exists only once connected: its step is always there.
+    return {"field": field, "anchor": field if field and field != "session_field" else step, "step": step}
 
 
 class FormProblem(Exception):
@@ -149,7 +152,7 @@ class IntegrationsView(AdminAccess, BaseView):
         for m in KNOWN_MESSENGERS:
             row = by_name.get(m.name)
             if row is None:
-                name = _("Online chat on the site") if m.channel == "site_chat" else m.name
+                name = _("Online chat on the site") if m.channel == "site_chat" else messenger_name(m.origin, get_translations())
                 row = by_name[m.name] = {"name": name, "origins": [], "more": m.channel in INTERNATIONAL_CHANNELS}
                 rows.append(row)
             row["origins"].append(m.origin)
@@ -157,7 +160,8 @@ class IntegrationsView(AdminAccess, BaseView):
         seen = integrations.seen_origins(db.session, integration.id)
         for origin in seen + [m.origin for m in integration.mappings] + list(values.get("mappings", {})):
             if origin not in known:
-                name = _("Online chat on the site") if channel_for_origin(origin) == "site_chat" else messenger_name(origin)
+                name = (_("Online chat on the site") if channel_for_origin(origin) == "site_chat"
+                        else messenger_name(origin, get_translations()))
                 rows.append({"name": name, "origins": [origin], "more": False})
                 known.add(origin)
         mappings = values.get("mappings", {})
@@ -178,12 +182,9 @@ class IntegrationsView(AdminAccess, BaseView):
         except AmoCrmError as exc:
             return [], _("Could not read the custom fields from amoCRM: %(error)s", error=str(exc))
 
-    def _requests_today(self, integration: Integration) -> int:
-        start = datetime.combine(datetime.now(timezone.utc).date(), time.min, tzinfo=timezone.utc)
-        return db.session.scalar(
-            sa.select(sa.func.count()).select_from(ChatRequest)
-            .where(ChatRequest.integration_id == integration.id, ChatRequest.recorded_at >= start)
-        ) or 0
+    @staticmethod
+    def _requests_today(integration_ids) -> dict[int, int]:
+        return requests_today(db.session, current_account_id(), integration_ids)
 
     def _values(self, integration: Integration) -> dict:
         values = {k: getattr(integration, k) or "" for k in STEP1_FIELDS}
@@ -280,7 +281,7 @@ class IntegrationsView(AdminAccess, BaseView):
             sites=sites, sources=sources, campaigns=campaigns,
             messenger_rows=self._messenger_rows(integration, values),
             channel_rows=self._channel_rows(integration, values),
-            requests_today=self._requests_today(integration),
+            requests_today=self._requests_today([integration.id])[integration.id],
             backfills=reconciliation.list_backfills(db.session, current_account_id(), integration.id),
             backfill_values=backfill_values or {},
             backfill_problem=backfill_problem,
@@ -330,8 +331,8 @@ class IntegrationsView(AdminAccess, BaseView):
     def _connect_problem(integration: Integration, exc: ConnectError) -> dict:
         """What to say about a refused connect, and which step 1 fields it is about."""
         message = connect_error(exc.code, exc.message)
-        if exc.code == "host_not_allowed":
-            message = f"{message} {translate('amocrm_url: ' + exc.message)}"
+        if exc.code == "host_not_allowed" and exc.said is not None:
+            message = f"{message} {translate(exc.said)}"
         return {"error": message, "code": exc.code,
                 "fields": connect_error_fields(exc.code, integration.amocrm_url, integration.token_url)}
 
@@ -341,7 +342,7 @@ class IntegrationsView(AdminAccess, BaseView):
     def index(self):
         rows = integrations.list_integrations(db.session, current_account_id())
         return self.render("admin/cs_integrations.html", rows=rows, drafts={r.id for r in rows if is_draft(db.session, r)},
-                           today={r.id: self._requests_today(r) for r in rows})
+                           today=self._requests_today([r.id for r in rows]))
 
     @expose("/new", methods=("GET", "POST"))
     def new(self):
@@ -408,7 +409,7 @@ class IntegrationsView(AdminAccess, BaseView):
             try:
                 integrations.update_integration(db.session, services(), integration, {"is_active": wants_active})
             except integrations.ActivationBlocked as exc:
-                blocked = [{"text": translate(m), **_activation_target(m)} for m in exc.missing]
+                blocked = [{"text": translate(m), **_activation_target(m)} for m in exc.problems]
         db.session.commit()
         if blocked:
             flash(_("Settings saved, but the integration cannot be activated yet."), "warning")
@@ -450,7 +451,7 @@ class IntegrationsView(AdminAccess, BaseView):
             else:
                 continue
             mappings.append(item)
-            mapped_names.append(messenger_name(origin))
+            mapped_names.append(messenger_name(origin, get_translations()))
         data["messenger_mappings"] = mappings
         if "channel_offered" in form:
             data["excluded_channels"] = self._excluded_channels(integration, form)
@@ -526,15 +527,8 @@ class IntegrationsView(AdminAccess, BaseView):
             if exc.code == "not_active":
                 return _("Switch the integration on first (step 6): chats found now would only be ignored.")
             return _("Connect the amoCRM account first: its event log is read through the API.")
-        message = exc.message
-        if "required" in message:
-            return _("Enter the first day of the period.")
-        if "future" in message:
-            return _("The start date is in the future.")
-        if "after" in message:
-            return _("The start date is after the end date.")
-        if "longer" in message:
-            return _("The period is longer than %(days)s days: load it in several parts.", days=reconciliation.BACKFILL_MAX_DAYS)
+        if getattr(exc, "said", None) is not None:
+            return say(exc.said)
         return _("Enter the date as 2026-11-24.")
 
     @expose("/<int:integration_id>/backfills")

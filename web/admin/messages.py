@@ -1,74 +1,21 @@
 """Core's messages for people, in the admin's language.
 
-An error that carries `said` (a core/messages.py message: the conditions' errors) is rendered with
-gettext directly. The rest of core still raises English text only (the Data API returns it as it
-is); for those, each known shape below is an English msgid of our catalogue with the variable parts
-as `%(name)s` — a table that shrinks as core's errors get codes; an unknown message is shown
-unchanged rather than hidden.
+core says a problem as a `Message` (core/platform/messages.py): an error carries it as `said` (the conditions',
+the catalog's and the integration settings' errors), activation's problems and connect warnings are
+messages themselves. They are rendered with gettext; an error without one (English meant for the
+Data API) is shown unchanged rather than hidden.
 """
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 
 from flask_babel import gettext
 
-from core.text import N_
+from core.platform.messages import Message
+from core.platform.text import N_
 from web.messages import say
 
-_PATTERNS: list[tuple[re.Pattern, str]] = [(re.compile(p, re.S), m) for p, m in (
-    # catalog
-    (r"name is required(?: \(Название авторизации\))?", N_("Enter a name.")),
-    (r"name cannot be empty", N_("Enter a name.")),
-    (r"name is longer than 200 characters", N_("The name is longer than 200 characters.")),
-    (r"priority must be a whole number from 0 to 1000000 \(lower goes first\)",
-     N_("The priority is a whole number from 0 to 1000000 (lower goes first).")),
-    (r"domain is required, e\.g\. example\.ru", N_("Enter the site's domain, e.g. example.ru.")),
-    (r"the site (?P<site>.+) already has the domain (?P<domain>\S+)",
-     N_("The site «%(site)s» already has the domain %(domain)s: page views of a domain go to one site only.")),
-    (r"(?P<value>.+) is not a domain name(?:, e\.g\. example\.ru)?", N_("%(value)s is not a domain name; enter one like example.ru.")),
-    (r"site_id is required: an ad campaign belongs to a site", N_("Choose the site: an ad campaign belongs to a site.")),
-    (r"(?:site|default_site_id:) (?P<id>\S+) does not exist in this account", N_("The site %(id)s does not exist in this account.")),
-    # integrations
-    (r"(?:amocrm_url|token_url) is required", N_("Enter the address.")),
-    (r"client_id is amoCRM's integration ID.*", N_("The integration ID is amoCRM's ID of your integration "
-                                                  "(Latin letters, digits and dashes, no spaces).")),
-    (r"click_window_minutes must be a whole number of minutes from 0 \(off\) to (?P<max>\d+)",
-     N_("The click window is a whole number of minutes from 0 (off) to %(max)s.")),
-    (r"(?:amocrm_url|token_url): The amoCRM address is empty\.", N_("Enter the address.")),
-    (r"(?:amocrm_url|token_url): The amoCRM address contains spaces or control characters\.",
-     N_("The address contains spaces or control characters.")),
-    (r"(?:amocrm_url|token_url): The amoCRM address is not a valid URL \((?P<error>.*)\)\.", N_("This is not a valid address (%(error)s).")),
-    (r"(?:amocrm_url|token_url): The amoCRM address must start with https://\.", N_("The address must start with https://.")),
-    (r"(?:amocrm_url|token_url): The amoCRM address must not contain a user name or password\.",
-     N_("The address must not contain a user name or password.")),
-    (r"(?:amocrm_url|token_url): The amoCRM address has no host name\.", N_("The address has no host name.")),
-    (r"(?:amocrm_url|token_url): The host (?P<host>.+?) is not an amoCRM host we may send credentials to \(allowed: (?P<allowed>.*); set AMOCRM_ALLOWED_HOSTS to change this\)\.",
-     N_("%(host)s is not an amoCRM or Kommo address, so we will not send credentials there (allowed: %(allowed)s; the server's AMOCRM_ALLOWED_HOSTS setting)."
-        )),
-    (r"(?:amocrm_url|token_url): Plain http is only allowed to this machine \(127\.0\.0\.1, localhost\); use https://(?P<host>.+)\.",
-     N_("Plain http is allowed only to this machine (127.0.0.1, localhost); use https://%(host)s.")),
-    (r"default_campaign_id: (?P<id>\S+) does not exist in this account", N_("The ad campaign %(id)s does not exist in this account.")),
-    (r"default_source_id: (?P<id>\S+) does not exist in this account", N_("The source %(id)s does not exist in this account.")),
-    (r"messenger_mappings\[(?P<i>\d+)\]: give a campaign_id, or a source_id and a site_id",
-     N_("Messenger %(row)s: choose an ad campaign, or a source and a site.")),
-    (r"messenger_mappings\[(?P<i>\d+)\]: give a campaign_id or a source \+ site, not both",
-     N_("Messenger %(row)s: choose an ad campaign or a source and a site, not both.")),
-    (r"messenger_mappings\[(?P<i>\d+)\]: origin (?P<origin>.+) is mapped twice", N_("The messenger %(origin)s is listed twice.")),
-    (r"messenger_mappings\[(?P<i>\d+)\]\.origin is required.*", N_("Messenger %(row)s: enter the amoCRM origin code, e.g. telegram.")),
-    (r"messenger_mappings\[(?P<i>\d+)\]\.\w+: (?P<id>\S+) does not exist in this account",
-     N_("Messenger %(row)s: the chosen entity %(id)s does not exist in this account.")),
-    (r"Token URL corrected to (?P<url>\S+) \(the account chosen in amoCRM\)\.",
-     N_("Token URL corrected to %(url)s (the account chosen in amoCRM).")),
-    # activation (core.integrations.activation_problems)
-    (r"connect the amoCRM account first \(Подключить\)", N_("connect the amoCRM account first («Connect»)")),
-    (r"reconnect the amoCRM account: its authorisation was revoked", N_("reconnect the amoCRM account: its authorisation was revoked")),
-    (r"choose the session custom field \(Кастомное поле для сессии\)", N_("choose the session custom field («Session custom field»)")),
-    (r"choose the default ad campaign \(Тип трафика\)", N_("choose the default ad campaign («Traffic type»)")),
-    (r"choose the default source \(Тип трафика\)", N_("choose the default source («Traffic type»)")),
-    (r"choose the default site \(Тип трафика\)", N_("choose the default site («Traffic type»)")),
-)]
-
-# OAuth connect failures (core.oauth_connect.ConnectError.code); web/oauth.py shows the same texts.
+# OAuth connect failures (core.integrations.connect.ConnectError.code); web/oauth.py shows the same texts.
 CONNECT_ERRORS = {
     "yourdomain": N_("Replace YOURDOMAIN in «AmoCRM URL» and «Token URL» with your amoCRM account's domain."),
     "host_not_allowed": N_("This address is not an amoCRM or Kommo account; connecting to it is not allowed (AMOCRM_ALLOWED_HOSTS)."),
@@ -89,25 +36,17 @@ CONNECT_ERRORS = {
 
 
 def translate(message, rows: list[str] | None = None) -> str:
-    """The message in the current language: an error's `said` message, else a text whose shape is
-    known, else the text unchanged. `rows` names the messenger of each `messenger_mappings[i]`, so a
-    mapping error names the table row."""
-    said = getattr(message, "said", None)
+    """The message in the current language: a `Message`, an error's `said` message, else the text
+    unchanged. `rows` names the messenger of each mapping row, so a mapping error (a message with an
+    `index` param) names its table row."""
+    said = message if isinstance(message, Message) else getattr(message, "said", None)
     if said is not None:
+        index = said.params.get("index")
+        if rows and isinstance(index, int) and 0 <= index < len(rows):
+            said = replace(said, params={**said.params, "row": rows[index]})
         return say(said)
     message = getattr(message, "message", message)
-    if not message:
-        return ""
-    text = str(message)
-    for pattern, msgid in _PATTERNS:
-        match = pattern.fullmatch(text)
-        if match:
-            params = match.groupdict()
-            if "i" in params:
-                i = int(params.pop("i"))
-                params["row"] = rows[i] if rows and i < len(rows) else str(i + 1)
-            return gettext(msgid, **params) if params else gettext(msgid)
-    return text
+    return str(message) if message else ""
 
 
 def connect_error(code: str, fallback: str | None = None) -> str:

@@ -3,13 +3,13 @@
 The Raw data report is a flat table of requests with every column: filters (period, integration,
 channel, ad campaign, source, site, attribution), a search by phone, e-mail or name, sorting by any
 column header, pages, and a CSV export of every matching row. It is a thin screen over
-`core.reports` — the same `RequestFilter`, `Sort`, `page_requests` and `iter_requests_csv` as
+`core.reporting.report` and `core.reporting.csv_export` — the same `RequestFilter`, `Sort`, `page_requests` and `iter_requests_csv` as
 `GET /api/v1/requests` and `/api/v1/requests.csv`, with the same query parameters — so the screen,
 the CSV and the Data API always agree. Pages after the first are reached by keyset (`cursor`), so
 «next» stays quick however deep a million-row account is paged.
 
 The replay page sends failed or parked webhook events of an integration and a period round again
-(`core.maintenance.replay_by_filter`) and shows each run's progress, refreshing while it runs.
+(`core.inbox.replay.replay_by_filter`) and shows each run's progress, refreshing while it runs.
 """
 from __future__ import annotations
 
@@ -25,15 +25,19 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from core import dashboard, event_status, maintenance, repeat_requests, reports
-from core.catalog import NotFound, ValidationFailed
+from core.amocrm import messengers
+from core.inbox import event_status, repeat_requests, replay
 from core.models import Campaign, Integration, Site, Source
-from core.text import N_
+from core.platform.errors import NotFound, ValidationFailed
+from core.platform.text import N_
+from core.reporting import csv_export, dashboard, report_columns
+from core.reporting import report as reports
 from web.admin.dashboard_views import format_moment, zone_name
 from web.admin.security import AdminAccess, current_account_id
 from web.csv_export import requests_csv_response
 from web.extensions import db
 from web.i18n import current_locale
+from web.messages import say
 from workers import outbox
 
 FILTER_FIELDS = ("date_from", "date_till", "integration_id", "channel", "campaign_id", "source_id", "site_id",
@@ -46,7 +50,7 @@ CSV_DELIMITERS = ("comma", "semicolon")
 
 
 
-# The table's columns: (key, header msgid or a literal, sort key of core.reports.SORTS or None).
+# The table's columns: (key, header msgid or a literal, sort key of core.reporting.report.SORTS or None).
 COLUMNS = (
     ("created_at", N_("Date and time"), "created_at"),
     ("channel", N_("Channel"), "channel"),
@@ -69,6 +73,8 @@ COLUMNS = (
     ("integration", N_("Integration"), "integration"),
     ("amocrm", "amoCRM", "talk_id"),
 )
+# Every column but the first (the date stays first and shown) can be hidden and moved, per user.
+CHOOSABLE_COLUMNS = tuple(key for key, _header, _sort in COLUMNS[1:])
 LITERAL_HEADERS = {"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "amocrm"}
 DESCENDING_FIRST = {"created_at", "id", "talk_id"}
 
@@ -90,17 +96,13 @@ FIELD_PROBLEMS = {
 
 def problem_text(exc: ValidationFailed) -> str:
     """core's (English) reason for refusing a filter, in the admin's language."""
+    if exc.said is not None:
+        return say(exc.said)
     field = exc.field or ""
     if field in ("date_from", "date_till"):
-        if "after" in exc.message:
-            return _("The start date is after the end date.")
         return _("Enter the date as 2026-11-24.")
     if field == "q":
-        if "longer" in exc.message:
-            return _("The search is longer than %(max)s characters.", max=reports.MAX_SEARCH_LENGTH)
         return _("The search contains control characters; type it again.")
-    if field == "integration_id" and "does not exist" in exc.message:
-        return _("Choose the integration from the list.")
     return _(FIELD_PROBLEMS[field]) if field in FIELD_PROBLEMS else exc.message
 
 
@@ -211,7 +213,7 @@ class RequestsReportView(AdminAccess, BaseView):
             page_urls=[(n, self._url(args, page=n if n > 1 else None)) for n in range(max(page_no - 2, 1), min(page_no + 2, pages) + 1)],
             first_url=self._url(args), columns=self._columns(args, sort), args=args, sort=str(sort),
             problem=problem, problem_field=problem_field, choices=own_choices(account_id),
-            channels=[(k, reports.channel_label(k, get_translations())) for k in reports.CHANNEL_LABELS if k != "unknown"],
+            channels=[(k, messengers.channel_label(k, get_translations())) for k in messengers.CHANNEL_LABELS if k != "unknown"],
             attributions=[(k, reports.attribution_label(k, get_translations())) for k in reports.ATTRIBUTIONS],
             repeat_choices=[("false", _("New")), ("true", _("Repeat"))],
             first_requests=first_requests_of(result.rows, lang),
@@ -221,8 +223,22 @@ class RequestsReportView(AdminAccess, BaseView):
                       for d in CSV_DELIMITERS},
             api_query=urlencode({k: v for k, v in args.items() if k != "per_page"}),
             filtered=any(k in args for k in FILTER_FIELDS),
+            column_choice=report_columns.column_choice(db.session, account_id, current_user.id, CHOOSABLE_COLUMNS),
         )
         return self.render("admin/cs_report.html", **context), (400 if problem else 200)
+
+    @expose("/columns", methods=("POST",))
+    def save_columns(self):
+        """The columns the signed-in user hid and their order (JSON `{"order", "hidden"}`, CSRF token in
+        X-CSRFToken): kept on their own user row, so another browser shows the same columns."""
+        try:
+            stored = report_columns.save_column_choice(db.session, current_account_id(), current_user.id,
+                                                       request.get_json(silent=True), CHOOSABLE_COLUMNS)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            return jsonify({"error": {"code": "bad_columns", "message": exc.message}}), 400
+        db.session.commit()
+        return jsonify({"data": stored})
 
     def _presets(self, args: dict) -> list[tuple[str, str, bool]]:
         today = datetime.now(reports.get_zone(zone_name())).date()
@@ -258,7 +274,7 @@ class RequestsReportView(AdminAccess, BaseView):
         data.update(
             created_local=format_moment(row.created_at, lang, seconds=True),
             closed_local=format_moment(row.closed_at, lang, seconds=True) if row.closed_at else None,
-            channel_label=reports.channel_label(row.channel, translations),
+            channel_label=messengers.channel_label(row.channel, translations),
             attribution_label=reports.attribution_label(row.attribution, translations),
         )
         return data
@@ -296,14 +312,14 @@ class RequestsReportView(AdminAccess, BaseView):
         try:
             flt, sort, zone = self._parse(request.args)
             delimiter = request.args.get("delimiter") or "comma"
-            if delimiter not in reports.DELIMITERS or reports.DELIMITERS[delimiter] not in (",", ";"):
+            if delimiter not in csv_export.DELIMITERS or csv_export.DELIMITERS[delimiter] not in (",", ";"):
                 raise ValidationFailed("delimiter", "delimiter")
         except ValidationFailed as exc:
             if exc.field == "delimiter":
                 flash(problem_text(exc), "error")
             page, _status = self.index_view()  # the report, saying what is wrong with the filter
             return page, 400
-        lang = request.args.get("lang") if request.args.get("lang") in reports.LANGS else current_locale()
+        lang = request.args.get("lang") if request.args.get("lang") in csv_export.LANGS else current_locale()
         session_factory = services().session_factory
 
         return requests_csv_response(session_factory, account_id, flt, sort=sort, lang=lang, zone=zone,
@@ -322,7 +338,7 @@ def something_to_replay() -> bool:
     if not current_user.is_authenticated:
         return False
     if "cs_replay_visible" not in g:  # the menu and the dashboard ask on the same page
-        g.cs_replay_visible = maintenance.has_something_to_replay(db.session, current_account_id())
+        g.cs_replay_visible = replay.has_something_to_replay(db.session, current_account_id())
     return g.cs_replay_visible
 
 
@@ -350,7 +366,7 @@ class ReplayView(AdminAccess, BaseView):
 
         account_id = current_account_id()
         names = dict(own_choices(account_id)["integrations"])
-        runs = maintenance.list_replay_runs(db.session, account_id)
+        runs = replay.list_replay_runs(db.session, account_id)
         for run in runs:
             iid = run["filter"]["integration_id"]
             run["integration_name"] = names.get(iid, f"#{iid}") if iid else None
@@ -401,7 +417,7 @@ class ReplayView(AdminAccess, BaseView):
         zone = reports.get_zone(zone_name())
         date_from = reports.parse_moment(values["date_from"], "date_from", zone)
         date_till = reports.parse_moment(values["date_till"], "date_till", zone, end_of_day=True)
-        return maintenance.replay_by_filter(db.session, account_id, int(raw) if raw else None, date_from, date_till,
+        return replay.replay_by_filter(db.session, account_id, int(raw) if raw else None, date_from, date_till,
                                             statuses, requested_by=f"admin:{current_user.email}"[:200])
 
     @expose("/progress")
@@ -413,11 +429,11 @@ class ReplayView(AdminAccess, BaseView):
         if raw and not ids:
             return jsonify({"error": {"code": "bad_parameter", "message": "ids must be run numbers separated by commas"}}), 400
         if not ids:
-            return jsonify({"data": maintenance.list_replay_runs(db.session, account_id)})
+            return jsonify({"data": replay.list_replay_runs(db.session, account_id)})
         data = []
         for run_id in ids:
             try:
-                data.append(maintenance.replay_progress(db.session, account_id, run_id))
+                data.append(replay.replay_progress(db.session, account_id, run_id))
             except NotFound:
                 continue  # another account's run, or gone: simply not listed
         return jsonify({"data": data})

@@ -1,5 +1,5 @@
 """`/admin/settings/`: the account's settings a marketer may change — today its time zone, in which
-every time on every screen is shown (core.time_zones)."""
+every time on every screen is shown (core.platform.time_zones)."""
 from __future__ import annotations
 
 from flask import flash, redirect, request, url_for
@@ -7,8 +7,8 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from core.catalog import ValidationFailed
-from core.time_zones import account_time_zone, set_time_zone, zone_choices
+from core.platform.errors import ValidationFailed
+from core.platform.time_zones import account_time_zone, set_time_zone, zone_choices
 from web.admin.security import AdminAccess, current_account_id
 from web.extensions import db
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from core import integrations, reconciliation, reports
+from core.inbox import reconciliation
+from core.integrations import settings as integrations
+from core.reporting import report as reports
 from web.api import models as m
 from web.api.blueprint import bp, requested_by
 from web.api.contract import ApiError, accepted, contract, ok, read_body

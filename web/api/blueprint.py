@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from core.accounts import authenticate_api_token
-from core.catalog import NotFound, ValidationFailed
+from core.access.accounts import authenticate_api_token
+from core.platform.errors import NotFound, ValidationFailed
 from web.api.contract import BIGGEST_NUMBER, ApiError, current_operation, read_query
 from web.errors import json_error
 from web.extensions import csrf, db

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import g
 
-from core import catalog
 from core.models import Campaign, Site, Source
+from core.tracking import catalog
 from web.api import models as m
 from web.api.blueprint import bp, created_json, listing
 from web.api.contract import contract, created, ok, query, read_body

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from flask import current_app, g, request
 from pydantic import BaseModel, ValidationError
 
-from core.catalog import ValidationFailed
+from core.platform.errors import ValidationFailed
 from web.api import models
 from web.json_input import JsonTooDeep
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from core import dashboard, worker_health
-from core.catalog import ValidationFailed
+from core.inbox import worker_health
+from core.platform.errors import ValidationFailed
+from core.reporting import dashboard
 from web.api import models as m
 from web.api.blueprint import bp, services
 from web.api.contract import ApiError, contract, ok, query

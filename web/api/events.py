@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from core import catalog, maintenance, reports
-from core.event_status import EventStatus
+from core.access.ownership import get_owned
+from core.inbox import replay
+from core.inbox.event_status import EventStatus
 from core.models import ReplayRun, WebhookEvent
+from core.reporting import events
+from core.reporting import report as reports
 from web.api import models as m
 from web.api.blueprint import bp, listing, requested_by
 from web.api.contract import ApiError, accepted, contract, ok, query, read_body
@@ -20,13 +23,13 @@ TAGS = ("events",)
 @contract("The webhook inbox", ok(m.EventList), tags=TAGS, query=m.EventsQuery)
 def list_events():
     params = query()
-    rows, total = reports.list_events(db.session, g.account_id, status=params.status, integration_id=params.integration_id,
+    rows, total = events.list_events(db.session, g.account_id, status=params.status, integration_id=params.integration_id,
                                       replay_run_id=params.replay_id, limit=params.limit, offset=params.offset)
     translations = translations_for(params.lang)
-    return listing(rows, total, lambda row: reports.event_to_dict(row, translations))
+    return listing(rows, total, lambda row: events.event_to_dict(row, translations))
 
 
-# Why one chosen event was not replayed (core.maintenance.replay_by_filter's `skipped`).
+# Why one chosen event was not replayed (core.inbox.replay.replay_by_filter's `skipped`).
 _NOT_REPLAYED = {
     "in_progress": ("in_progress", "the event is being processed right now"),
     "needs_reauth": ("needs_reauth", "the integration waits for amoCRM to be reconnected; reconnecting replays its events"),
@@ -41,17 +44,17 @@ _NOT_REPLAYED = {
                       "talk not finished, `needs_reauth` while the integration waits for reconnection (reconnecting "
                       "replays it), `integration_inactive` while the integration is switched off.")
 def replay_event(event_id: int):
-    event = catalog.get_owned(db.session, WebhookEvent, g.account_id, event_id)
+    event = get_owned(db.session, WebhookEvent, g.account_id, event_id)
     if event.status == EventStatus.PROCESSING:
         raise ApiError(409, "in_progress", "the event is being processed right now")
-    result = maintenance.replay_by_filter(db.session, g.account_id, event_ids=[event.id])
+    result = replay.replay_by_filter(db.session, g.account_id, event_ids=[event.id])
     if not result.queued:
         db.session.rollback()
         code, message = _NOT_REPLAYED.get(next(iter(result.skipped), None), _NOT_REPLAYED[None])
         raise ApiError(409, code, message)
     db.session.commit()
     outbox.enqueue_talk_events(result.to_enqueue)
-    return jsonify(reports.event_to_dict(event, translations_for(query().lang))), 202
+    return jsonify(events.event_to_dict(event, translations_for(query().lang))), 202
 
 
 @bp.post("/events/replay")
@@ -63,7 +66,7 @@ def replay_events_by_filter():
     zone = reports.get_zone(data.tz)
     date_from = reports.parse_moment(data.date_from, "date_from", zone)
     date_till = reports.parse_moment(data.date_till, "date_till", zone, end_of_day=True)
-    result = maintenance.replay_by_filter(db.session, g.account_id, data.integration_id, date_from, date_till,
+    result = replay.replay_by_filter(db.session, g.account_id, data.integration_id, date_from, date_till,
                                           data.statuses, requested_by=requested_by())
     db.session.commit()
     outbox.enqueue_talk_events(result.to_enqueue)
@@ -75,5 +78,5 @@ def replay_events_by_filter():
 @bp.get("/replays/<int:replay_id>")
 @contract("Progress of a replay", ok(m.ReplayProgress), tags=TAGS, errors=(404,))
 def replay_progress(replay_id: int):
-    catalog.get_owned(db.session, ReplayRun, g.account_id, replay_id)
-    return jsonify(maintenance.replay_progress(db.session, g.account_id, replay_id))
+    get_owned(db.session, ReplayRun, g.account_id, replay_id)
+    return jsonify(replay.replay_progress(db.session, g.account_id, replay_id))

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from core import dashboard, integrations, worker_health
 from core.amocrm.errors import AmoCrmError, ReauthRequired
-from core.oauth_connect import ConnectError, start_connect
-from core.webhook_rotation import rotate_webhook
+from core.inbox import worker_health
+from core.integrations import settings as integrations
+from core.integrations.connect import ConnectError, start_connect
+from core.integrations.webhook_rotation import rotate_webhook
+from core.reporting import dashboard
 from web.api import models as m
 from web.api.blueprint import bp, created_json, listing, services
 from web.api.contract import ApiError, contract, created, ok, read_body, read_body_as_sent

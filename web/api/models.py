@@ -13,15 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from core import event_status
-from core.conditions import CONDITION_OPS, CONDITION_PARAMS
-from core.reports import ATTRIBUTIONS, DEFAULT_SORT, DELIMITERS, SORTS
+from core.inbox import event_status
+from core.reporting.csv_export import DELIMITERS
+from core.reporting.report import ATTRIBUTIONS, DEFAULT_SORT, SORTS
+from core.tracking.conditions import CONDITION_OPS, CONDITION_PARAMS
 
 MAX_ID = 2**62  # no id is bigger; SQLite could not even compare it (its integers are 64-bit)
 MAX_LIMIT = 500
 # The webhook inbox's statuses for the document and the `status` filter, as the plain strings of
-# core.event_status.EventStatus.
-EVENT_STATUSES: tuple[str, ...] = tuple(status.value for status in event_status.ALL)  # core.event_status is the one source
+# core.inbox.event_status.EventStatus.
+EVENT_STATUSES: tuple[str, ...] = tuple(status.value for status in event_status.ALL)  # core.inbox.event_status is the one source
 REPLAYABLE_STATUSES: tuple[str, ...] = tuple(status.value for status in event_status.REPLAYABLE)
 WARNING_CODES = ("needs_reauth", "webhook_disabled", "webhook_missing", "refresh_token_old", "backlog", "events_failed",
                  "default_spike", "last_error", "no_worker")
@@ -90,7 +91,7 @@ class TimeZone(Query):
 
 
 class RequestFilters(TimeZone):
-    """Read by core.reports.RequestFilter.from_params, which gives them their meaning."""
+    """Read by core.reporting.report.RequestFilter.from_params, which gives them their meaning."""
     date_from: Annotated[str | None, Field(description="created from (inclusive). " + MOMENT_TEXT)] = None
     date_till: Annotated[str | None, Field(description="created until (inclusive). " + MOMENT_TEXT)] = None
     integration_id: Annotated[QueryId | None, Field(description="one integration")] = None

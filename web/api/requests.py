@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 
-from core import reports
-from core.catalog import ValidationFailed
+from core.platform.errors import ValidationFailed
+from core.reporting import report as reports
 from web.api import models as m
 from web.api.blueprint import bp, services
 from web.api.contract import ApiError, Reply, contract, ok, query

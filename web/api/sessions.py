@@ -5,9 +5,10 @@ from datetime import datetime, timezone
 
 from flask import g, jsonify
 
-from core import catalog, visitor_sessions
-from core.catalog import ValidationFailed
+from core.access.ownership import get_owned
 from core.models import VisitorSession
+from core.platform.errors import ValidationFailed
+from core.tracking import sessions as visitor_sessions
 from web.api import models as m
 from web.api.blueprint import bp, created_json
 from web.api.contract import ApiError, contract, created, ok, read_body
@@ -36,7 +37,7 @@ def create_session():
 @bp.get("/sessions/<int:session_id>")
 @contract("Read a visitor session", ok(m.VisitorSession), tags=TAGS, errors=(404,))
 def get_session(session_id: int):
-    return jsonify(visitor_sessions.to_dict(catalog.get_owned(db.session, VisitorSession, g.account_id, session_id)))
+    return jsonify(visitor_sessions.to_dict(get_owned(db.session, VisitorSession, g.account_id, session_id)))
 
 
 def _moment(raw: str | None) -> datetime | None:

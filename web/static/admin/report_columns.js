@@ -1,11 +1,13 @@
-/* Raw data: hide and order the table's columns (issue 15 §14), kept per user in this browser
- * (localStorage under the key in data-columns-key, which names the user). The date column stays first. */
+/* Raw data: hide and order the table's columns (issue 15 §14), kept per user on the server: the page
+ * carries the user's choice (data-columns-choice) and each change is posted back (data-columns-url,
+ * with the page's CSRF token), so another browser shows the same columns. The date column stays first. */
 (function () {
   "use strict";
-  var box = document.querySelector("[data-columns-key]");
+  var box = document.querySelector("[data-columns-choice]");
   var table = document.querySelector("[data-testid=report-table]");
   if (!box || !table) return;
-  var storageKey = box.getAttribute("data-columns-key");
+  var saveUrl = box.getAttribute("data-columns-url");
+  var tokenMeta = document.querySelector("meta[name=csrf-token]");
   var list = box.querySelector(".cs-columns-list");
   var headers = Array.prototype.slice.call(table.querySelectorAll("thead th[data-column]"));
   var fixed = headers[0].getAttribute("data-column");
@@ -15,13 +17,24 @@
 
   function load() {
     var saved = {};
-    try { saved = JSON.parse(window.localStorage.getItem(storageKey) || "{}") || {}; } catch (e) { saved = {}; }
+    try { saved = JSON.parse(box.getAttribute("data-columns-choice") || "{}") || {}; } catch (e) { saved = {}; }
     var order = (saved.order || []).filter(function (k) { return usual.indexOf(k) !== -1; });
     usual.forEach(function (k) { if (order.indexOf(k) === -1) order.push(k); });  // a new column shows
     return {order: order, hidden: (saved.hidden || []).filter(function (k) { return usual.indexOf(k) !== -1; })};
   }
+  var pending = Promise.resolve(), inflight = 0;
   function save(state) {
-    try { window.localStorage.setItem(storageKey, JSON.stringify(state)); } catch (e) { /* private mode: this page only */ }
+    var body = JSON.stringify({order: state.order, hidden: state.hidden});
+    inflight += 1;
+    box.setAttribute("data-saving", "true");
+    // One request after another, so the last choice is the one kept.
+    pending = pending.then(function () {
+      return fetch(saveUrl, {method: "POST", credentials: "same-origin", body: body,
+                             headers: {"Content-Type": "application/json", "Accept": "application/json",
+                                       "X-CSRFToken": tokenMeta ? tokenMeta.getAttribute("content") : ""}})
+        .then(function (r) { box.setAttribute("data-saved", r.ok ? "true" : "false"); })
+        .catch(function () { box.setAttribute("data-saved", "false"); /* this page keeps it */ });
+    }).then(function () { inflight -= 1; if (!inflight) box.removeAttribute("data-saving"); });
   }
   function apply(state) {
     Array.prototype.slice.call(table.querySelectorAll("tr")).forEach(function (tr) {

@@ -1,6 +1,8 @@
 // Chatsource main tracking code. Served per site as GET /t/<site_key>.js with the site's settings
-// in C (see web/tracking.py, which strips these comment lines and the indentation before serving).
+// in C (see web/tracking.py, which minifies it and puts them in place of CHATSOURCE_CONFIG).
 // ES5 only, no dependencies; every step is wrapped so that a failure never breaks the page.
+// Written for its gzipped size (budget 1,500 bytes, tests/web/test_tracking_http.py): !0 / !1 are
+// true / false, L is location; the server minifies it and shortens the local names.
 //   C.k  site key          C.e  collect url (POST /t/collect)
 //   C.d  the site's domain (cookie domain)        C.v  script version
 // Public API: Chatsource.getSessionId(), .getVisitorId(), .messengerClick(service, link),
@@ -10,46 +12,47 @@
 (function (w, d, C) {
   var old = w.Chatsource;
   if (old && old.version) return;
-  var IDLE = 18e5, VID = '_cs_vid', SID = '_cs_sid', PFX = 'chatsource';
-  var queue = (old && old._q) || [], mem = {}, mode = 'mem';
-  var sid = null, vid = null, ready = false, last = 0, lastHref = href();
-  var host = location.hostname, cookieDomain = '';
-  if (C.d && (host === C.d || host.slice(-C.d.length - 1) === '.' + C.d) && !/^[\d.]+$|:/.test(host)) cookieDomain = C.d;
+  var IDLE = 18e5, VID = '_cs_vid', SID = '_cs_sid';
+  var queue = (old && old._q) || [], mem = {}, mode = 0, TAB = 1, COOKIE = 2;
+  var L = location, host = L.hostname, cookieDomain = '', T = '_cs_t';
+  var sid = null, vid = null, ready = !1, last = 0, lastHref = href();
+  var D = C.d;
+  if (D && (host == D || host.slice(-D.length - 1) == '.' + D) && !/^[\d.]+$|:/.test(host)) cookieDomain = D;
 
-  function now() { return new Date().getTime(); }
+  function now() { return +new Date(); }
   // The address without its #fragment: an in-page anchor is not a page view.
-  function href() { return location.href.split('#')[0]; }
+  function href() { return L.href.split('#')[0]; }
 
-  // Storage: first-party cookies; when cookies are blocked, this tab's sessionStorage; else memory.
+  // Storage (mode): first-party cookies; when cookies are blocked, this tab's sessionStorage; else memory (0).
   function readCookie(n) {
     var m = d.cookie.match(new RegExp('(?:^|; )' + n + '=([^;]*)'));
     return m ? decodeURIComponent(m[1]) : null;
   }
   function writeCookie(n, v, age) {
     d.cookie = n + '=' + encodeURIComponent(v) + '; path=/; max-age=' + age +
-      (cookieDomain ? '; domain=' + cookieDomain : '') + '; SameSite=Lax' + (location.protocol === 'https:' ? '; Secure' : '');
+      (cookieDomain ? '; domain=' + cookieDomain : '') + '; SameSite=Lax' + (L.protocol == 'https:' ? '; Secure' : '');
   }
   function get(n) {
     try {
-      if (mode === 'cookie') return readCookie(n);
-      if (mode === 'tab') return w.sessionStorage.getItem(PFX + n);
+      if (mode == COOKIE) return readCookie(n);
+      if (mode) return w.sessionStorage.getItem(n);
     } catch (e) {}
     return mem[n] || null;
   }
   function set(n, v, age) {
     mem[n] = v;
     try {
-      if (mode === 'cookie') writeCookie(n, v, age);
-      else if (mode === 'tab') w.sessionStorage.setItem(PFX + n, v);
+      if (mode == COOKIE) writeCookie(n, v, age);
+      else if (mode) w.sessionStorage.setItem(n, v);
     } catch (e) {}
   }
   try {
-    writeCookie('_cs_t', '1', 60);
-    if (readCookie('_cs_t') !== '1' && cookieDomain) { cookieDomain = ''; writeCookie('_cs_t', '1', 60); }
-    if (readCookie('_cs_t') === '1') { mode = 'cookie'; writeCookie('_cs_t', '', 0); }
+    writeCookie(T, 1, 60);
+    if (readCookie(T) != 1 && cookieDomain) { cookieDomain = ''; writeCookie(T, 1, 60); }
+    if (readCookie(T) == 1) { mode = COOKIE; writeCookie(T, '', 0); }
   } catch (e) {}
-  if (mode !== 'cookie') {
-    try { w.sessionStorage.setItem(PFX + 't', '1'); mode = 'tab'; } catch (e) {}
+  if (!mode) {
+    try { w.sessionStorage.setItem(T, 1); mode = TAB; } catch (e) {}
   }
 
   vid = get(VID);
@@ -60,19 +63,16 @@
 
   function remember() {
     last = now();
-    if (sid) set(SID, sid + '.' + last, IDLE / 1000);
+    if (sid) set(SID, sid + '.' + last, 1800);
   }
 
   function announce(changed) {
-    var first = !ready, f;
-    ready = true;
-    if (first) while (queue.length) { f = queue.shift(); call(f); }
+    var first = !ready;
+    ready = !0;
+    if (first) while (queue.length) call(queue.shift());
     if (first || changed) {
-      try {
-        var ev = d.createEvent('CustomEvent');
-        ev.initCustomEvent('chatsource:session', false, false, {sessionId: sid, visitorId: vid});
-        w.dispatchEvent(ev);
-      } catch (e) {}
+      // (Internet Explorer has no CustomEvent constructor: there onReady alone tells.)
+      try { w.dispatchEvent(new CustomEvent('chatsource:session', {detail: {sessionId: sid, visitorId: vid}})); } catch (e) {}
     }
   }
   function call(f) {
@@ -82,31 +82,31 @@
   function answered(r) {
     if (!r) return failed();
     // The visitor id lives a year from the last visit.
-    if (r.visitor_id) { vid = r.visitor_id; set(VID, vid, 31536000); }
-    if (!r.session_id) { if (r.tracked === false) sid = null; return; }
-    var id = String(r.session_id), changed = id !== sid;
-    sid = id;
-    storedSid = id;
+    if (r.visitor_id) { vid = r.visitor_id; set(VID, vid, 31536e3); }
+    if (!r.session_id) { if (!r.tracked) sid = null; return; }
+    var id = '' + r.session_id, changed = id != sid;
+    sid = storedSid = id;
     remember();
     announce(changed);
   }
   function failed() {
     // The server is out of reach: go on with the stored session while it is fresh.
-    if (!sid && storedSid) { sid = storedSid; announce(true); }
+    if (!sid && storedSid) { sid = storedSid; announce(!0); }
   }
 
   // `click` (messenger_click only): [service, link] of the chat button's icon.
   function send(event, referrer, withAnswer, click) {
     var body = JSON.stringify({
       site_key: C.k, event: event, visitor_id: vid, session_id: sid || storedSid,
-      url: location.href, referrer: referrer || null, title: d.title,
+      url: L.href, referrer: referrer, title: d.title,
       service: click && click[0], link: click && click[1]
     });
     try {
       if (!withAnswer && navigator.sendBeacon && navigator.sendBeacon(C.e, body)) return;
       if (!w.fetch) return failed();
       // A text/plain body is a "simple" CORS request: no preflight round trip.
-      w.fetch(C.e, {method: 'POST', body: body, credentials: 'omit', keepalive: true})
+      // No credentials option: a cross-origin fetch sends no cookies by default.
+      w.fetch(C.e, {method: 'POST', body: body, keepalive: !0})
         .then(function (res) { return res.ok ? res.json() : null; })
         .then(withAnswer ? answered : null, failed);
     } catch (e) { failed(); }
@@ -114,18 +114,18 @@
 
   function view(referrer) {
     lastHref = href();
-    send('view', referrer, true);
+    send('view', referrer, !0);
   }
 
   // Single-page apps: a pushState / back-forward navigation is a page view.
   function routed() {
-    if (href() !== lastHref) view(lastHref);
+    if (href() != lastHref) view(lastHref);
   }
   try {
     var push = history.pushState;
     history.pushState = function () {
       var r = push.apply(this, arguments);
-      setTimeout(routed, 0);
+      setTimeout(routed);
       return r;
     };
     w.addEventListener('popstate', routed);
@@ -134,7 +134,7 @@
   // Activity: going to the background extends the session (no answer needed: a beacon); coming
   // back after the idle limit asks for the session again (it may be a new one).
   d.addEventListener('visibilitychange', function () {
-    if (d.visibilityState === 'hidden') {
+    if (d.visibilityState == 'hidden') {
       if (sid && now() - last > 6e4) { send('ping'); remember(); }
     } else if (sid && now() - last > IDLE) {
       storedSid = null;
@@ -148,12 +148,12 @@
     getVisitorId: function () { return vid; },
     // The script for your site calls this from the chat button's onButtonClick(service, link).
     messengerClick: function (service, link) {
-      if (service && (sid || storedSid)) send('messenger_click', null, false, [String(service).slice(0, 50), link ? String(link).slice(0, 500) : null]);
+      if (service && (sid || storedSid)) send('messenger_click', null, !1, [('' + service).slice(0, 50), link ? ('' + link).slice(0, 500) : null]);
     },
     onReady: function (f) {
-      if (typeof f !== 'function') return;
+      if (typeof f != 'function') return;
       if (ready) call(f); else queue.push(f);
     }
   };
   view(d.referrer);
-})(window, document, /*CONFIG*/{});
+})(window, document, CHATSOURCE_CONFIG);
