@@ -7,9 +7,11 @@ it can grant `limit` at the end of one second and `limit` again at the start of 
 
 amoCRM counts a call when it ARRIVES, some time after we granted it (a new TLS connection, a far
 network, a thread starved on a busy machine), so a log of grant times can see a slot free while
-amoCRM still counts the late call. A call arrives before it is answered: each slot is therefore
-stamped again when its call is answered or fails (`answered`), and our log stays a superset of
-amoCRM's whatever the delay.
+amoCRM still counts the late call. A call arrives before it is answered, so a slot is held while its
+call is in flight and counts a whole window from its answer: the grant stamps it `hold_ms` ahead
+(the longest a call can take), `answered` stamps it again at the answer. Our log then stays a
+superset of amoCRM's whatever the delay, a call slower than a window included; a process that dies
+mid-call frees its slot `hold_ms` later.
 
 `RedisSlidingWindowLimiter` keeps, per key, a sorted set of slot timestamps taken from Redis `TIME`
 (one clock for every process) and decides in a single Lua script, so check-and-add is atomic.
@@ -20,7 +22,7 @@ for that key until the penalty is over.
 """
 from __future__ import annotations
 
-import collections
+import bisect
 import contextlib
 import hashlib
 import hmac
@@ -112,8 +114,9 @@ class _BlockingMixin:
             self._sleep(min(wait, remaining))
 
 
-# KEYS[1]: the log (ZSET of grant times in µs), KEYS[2]: the penalty marker (expires with PX).
-# ARGV[1]: limit, ARGV[2]: window in ms, ARGV[3]: a unique id for this attempt.
+# KEYS[1]: the log (ZSET of slot times in µs: a call's answer, or for a call in flight its grant +
+# hold, ahead of now), KEYS[2]: the penalty marker (expires with PX).
+# ARGV[1]: limit, ARGV[2]: window in ms, ARGV[3]: a unique id for this attempt, ARGV[4]: hold in ms.
 # Returns {0, grant_time_us} when granted, else {1, ms_to_wait}.
 _ACQUIRE_LUA = """
 local t = redis.call('TIME')
@@ -125,16 +128,18 @@ end
 local limit = tonumber(ARGV[1])
 local window_ms = tonumber(ARGV[2])
 local window = window_ms * 1000
+local hold_ms = tonumber(ARGV[4])
 -- An entry exactly one window old no longer counts: grants are then >= window apart.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window_ms + 1000)
+  redis.call('ZADD', KEYS[1], now + hold_ms * 1000, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window_ms + hold_ms + 1000)
   return {0, now}
 end
+-- The first slot to leave is the oldest answered one; a slot in flight leaves a window after its answer.
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait_us = tonumber(oldest[2]) + window - now
+local wait_us = math.min(tonumber(oldest[2]), now) + window - now
 local wait_ms = math.floor((wait_us + 999) / 1000)
 if wait_ms < 1 then wait_ms = 1 end
 return {1, wait_ms}
@@ -159,18 +164,20 @@ if over <= 0 then
   return 0
 end
 local entry = redis.call('ZRANGE', KEYS[1], over - 1, over - 1, 'WITHSCORES')
-local wait_ms = math.floor((tonumber(entry[2]) + window - now + 999) / 1000)
+local wait_ms = math.floor((math.min(tonumber(entry[2]), now) + window - now + 999) / 1000)
 if wait_ms < 1 then wait_ms = 1 end
 return wait_ms
 """
 
 # KEYS[1]: the log. ARGV[1]: the slot's member, ARGV[2]: window in ms. The slot counts from now (it is
-# added again if it already left the window: the call was on its way longer than a window).
+# added again if it already left the log: the call was on its way longer than the hold).
 _ANSWERED_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) + 1000 then
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
+end
 return now
 """
 
@@ -187,14 +194,18 @@ return 0
 
 
 class RedisSlidingWindowLimiter(_BlockingMixin):
-    """At most `limit` grants per key in any `window_ms`, shared through Redis by every process."""
+    """At most `limit` calls per key in any `window_ms`, shared through Redis by every process.
 
-    def __init__(self, redis_client, limit: int, window_ms: int, sleep: Callable[[float], None] = time.sleep):
-        if limit < 1 or window_ms < 1:
-            raise ValueError("limit and window_ms must be positive")
+    A granted slot is held until its call is answered, at most `hold_ms` (0: it counts from the grant)."""
+
+    def __init__(self, redis_client, limit: int, window_ms: int, sleep: Callable[[float], None] = time.sleep,
+                 hold_ms: int = 0):
+        if limit < 1 or window_ms < 1 or hold_ms < 0:
+            raise ValueError("limit and window_ms must be positive, hold_ms not negative")
         self.redis = redis_client
         self.limit = int(limit)
         self.window_ms = int(window_ms)
+        self.hold_ms = int(hold_ms)
         self._sleep = sleep
         self._acquire_script = redis_client.register_script(_ACQUIRE_LUA)
         self._penalise_script = redis_client.register_script(_PENALISE_LUA)
@@ -212,7 +223,7 @@ class RedisSlidingWindowLimiter(_BlockingMixin):
     def try_acquire(self, key: str, member: str | None = None) -> tuple[bool, float]:
         status, value = self._acquire_script(
             keys=[self.log_key(key), self.penalty_key(key)],
-            args=[self.limit, self.window_ms, member or uuid.uuid4().hex],
+            args=[self.limit, self.window_ms, member or uuid.uuid4().hex, self.hold_ms],
         )
         if isinstance(value, bytes):
             value = value.decode()
@@ -243,17 +254,25 @@ class LocalSlidingWindowLimiter(_BlockingMixin):
         window_ms: int,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        hold_ms: int = 0,
     ):
-        if limit < 1 or window_ms < 1:
-            raise ValueError("limit and window_ms must be positive")
+        if limit < 1 or window_ms < 1 or hold_ms < 0:
+            raise ValueError("limit and window_ms must be positive, hold_ms not negative")
         self.limit = int(limit)
         self.window_ms = int(window_ms)
         self._window = window_ms / 1000
+        self._hold = hold_ms / 1000
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._logs: dict[str, collections.deque[float]] = {}
+        # Per key, slot times in order: answers, and for calls in flight their grant + hold (ahead of now).
+        self._logs: dict[str, list[float]] = {}
         self._penalties: dict[str, float] = {}
+
+    def _live_log(self, key: str, now: float) -> list[float]:
+        log = self._logs.setdefault(key, [])
+        del log[:bisect.bisect_right(log, now - self._window)]
+        return log
 
     def try_acquire(self, key: str, member: str | None = None) -> tuple[bool, float]:
         key = f"{KEY_PREFIX}{key}"
@@ -264,21 +283,19 @@ class LocalSlidingWindowLimiter(_BlockingMixin):
                 if until > now:
                     return False, until - now
                 del self._penalties[key]
-            log = self._logs.setdefault(key, collections.deque())
-            while log and log[0] <= now - self._window:
-                log.popleft()
+            log = self._live_log(key, now)
             if len(log) < self.limit:
-                log.append(now)
+                bisect.insort(log, now + self._hold)
                 return True, now
-            return False, max(log[0] + self._window - now, 0.001)
+            return False, max(min(log[0], now) + self._window - now, 0.001)
 
     def answered(self, grant: Grant) -> None:
         key = f"{KEY_PREFIX}{grant.key}"
         with self._lock:
-            log = self._logs.setdefault(key, collections.deque())
-            with contextlib.suppress(ValueError):  # gone: the call took longer than a window
-                log.remove(grant.granted_at)
-            log.append(self._clock())  # the latest time in the log: it stays in order
+            log = self._logs.setdefault(key, [])
+            with contextlib.suppress(ValueError):  # gone: the call took longer than the hold
+                log.remove(grant.granted_at + self._hold)
+            bisect.insort(log, self._clock())
 
     def seconds_until_free(self, key: str, slots: int) -> float:
         key = f"{KEY_PREFIX}{key}"
@@ -287,9 +304,9 @@ class LocalSlidingWindowLimiter(_BlockingMixin):
             until = self._penalties.get(key)
             if until is not None and until > now:
                 return until - now
-            log = [t for t in self._logs.get(key, ()) if t > now - self._window]
+            log = self._live_log(key, now)
             over = len(log) + slots - self.limit
-            return 0.0 if over <= 0 else max(log[over - 1] + self._window - now, 0.001)
+            return 0.0 if over <= 0 else max(min(log[over - 1], now) + self._window - now, 0.001)
 
     def penalise(self, key: str, seconds: float) -> None:
         if seconds <= 0:

@@ -50,14 +50,16 @@ class Services:
 
 
 def build_services(settings: Settings, session_factory: sessionmaker[Session], redis_client=None) -> Services:
+    # A slot is held while its call is in flight, at most the connect + read timeouts of one call.
+    hold_ms = int(settings.amocrm_timeout_seconds * 2000)
     if redis_client is not None:
         limiter: RateLimiter = RedisSlidingWindowLimiter(
-            redis_client, settings.amocrm_rate_limit, settings.amocrm_rate_window_ms
+            redis_client, settings.amocrm_rate_limit, settings.amocrm_rate_window_ms, hold_ms=hold_ms
         )
         locks: LockProvider = RedisLocks(redis_client)
         quotas: RedisQuotas | LocalQuotas = RedisQuotas(redis_client)
     else:
-        limiter = LocalSlidingWindowLimiter(settings.amocrm_rate_limit, settings.amocrm_rate_window_ms)
+        limiter = LocalSlidingWindowLimiter(settings.amocrm_rate_limit, settings.amocrm_rate_window_ms, hold_ms=hold_ms)
         locks = LocalLocks()
         quotas = LocalQuotas()
     http = requests.Session()
